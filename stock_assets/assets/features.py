@@ -1,0 +1,36 @@
+"""The ``features`` asset: the seed's 22 technical indicators and the next-day target."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Output, asset
+
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
+from stock_assets.metadata import frame_metadata
+
+
+@asset(
+    group_name="stock_prediction",
+    kinds={"pandas"},
+    required_resource_keys={"mlflow"},
+    code_version="1",
+    description=(
+        "The seed's 22 technical indicators per ticker and Target (tomorrow's close above "
+        "today's). Each ticker's last row has no Target: tomorrow is unknown."
+    ),
+)
+def features(context: AssetExecutionContext, stock_data: pd.DataFrame) -> Output[pd.DataFrame]:
+    """Compute the indicators, vectorised across tickers."""
+    table = compute_features(stock_data)
+    labelled = table[TARGET_COLUMN].notna()
+    context.resources.mlflow.log_params(
+        {"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())}
+    )
+    return Output(
+        table,
+        metadata={
+            **frame_metadata(
+                table, ["Date", "Ticker", "Close", *FEATURE_COLUMNS[:6], TARGET_COLUMN]
+            ),
+            "n_features": len(FEATURE_COLUMNS),
+            "share_up": float(table.loc[labelled, TARGET_COLUMN].astype(float).mean()),
+        },
+    )

@@ -1,0 +1,97 @@
+"""Data-quality checks. A failure that would poison training is blocking: downstream won't run."""
+
+import numpy as np
+import pandas as pd
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+
+from stock_assets.assets import features, stock_data
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+
+
+def _record(context: AssetCheckExecutionContext, result: AssetCheckResult) -> AssetCheckResult:
+    """Mirror the outcome as an MLflow tag, so the run shows which checks passed."""
+    name = context.check_specs[0].name
+    context.resources.mlflow.set_tag(f"check.{name}", "passed" if result.passed else "failed")
+    return result
+
+
+@asset_check(asset=stock_data, blocking=True, required_resource_keys={"mlflow"})
+def ohlc_consistent(
+    context: AssetCheckExecutionContext, stock_data: pd.DataFrame
+) -> AssetCheckResult:
+    """Prices are positive and Low <= Open, Close <= High on every bar."""
+    prices = stock_data[["Open", "High", "Low", "Close"]]
+    not_positive = int((prices <= 0).any(axis=1).sum())
+    low = stock_data["Low"]
+    high = stock_data["High"]
+    outside = int(
+        (
+            (stock_data[["Open", "Close"]].min(axis=1) < low)
+            | (stock_data[["Open", "Close"]].max(axis=1) > high)
+        ).sum()
+    )
+    return _record(
+        context,
+        AssetCheckResult(
+            passed=not_positive == 0 and outside == 0,
+            metadata={"bars_not_positive": not_positive, "bars_outside_low_high": outside},
+        ),
+    )
+
+
+@asset_check(asset=stock_data, blocking=True, required_resource_keys={"mlflow"})
+def unique_sorted_bars(
+    context: AssetCheckExecutionContext, stock_data: pd.DataFrame
+) -> AssetCheckResult:
+    """One bar per (Ticker, Date), sorted by Ticker then Date."""
+    duplicates = int(stock_data.duplicated(["Ticker", "Date"]).sum())
+    ordered = stock_data.sort_values(["Ticker", "Date"], kind="stable").index
+    is_sorted = bool((ordered == stock_data.index).all())
+    return _record(
+        context,
+        AssetCheckResult(
+            passed=duplicates == 0 and is_sorted,
+            metadata={"duplicate_bars": duplicates, "sorted": is_sorted},
+        ),
+    )
+
+
+@asset_check(asset=features, blocking=True, required_resource_keys={"mlflow"})
+def features_finite(
+    context: AssetCheckExecutionContext, features: pd.DataFrame
+) -> AssetCheckResult:
+    """No NaN or infinite value in the 22 feature columns."""
+    values = features[FEATURE_COLUMNS].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    per_column = {
+        name: int(count)
+        for name, count in zip(FEATURE_COLUMNS, bad.sum(axis=0), strict=True)
+        if count
+    }
+    return _record(
+        context,
+        AssetCheckResult(
+            passed=not per_column,
+            metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
+        ),
+    )
+
+
+@asset_check(asset=features, blocking=True, required_resource_keys={"mlflow"})
+def target_has_both_classes(
+    context: AssetCheckExecutionContext, features: pd.DataFrame
+) -> AssetCheckResult:
+    """Both up and down days are present among the labelled rows."""
+    counts = features[TARGET_COLUMN].dropna().astype(int).value_counts()
+    up, down = int(counts.get(1, 0)), int(counts.get(0, 0))
+    return _record(
+        context,
+        AssetCheckResult(
+            passed=up > 0 and down > 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"up_days": up, "down_days": down},
+        ),
+    )
+
+
+ALL_CHECKS = [ohlc_consistent, unique_sorted_bars, features_finite, target_has_both_classes]

@@ -1,0 +1,256 @@
+"""Technical features and the next-day target, per ticker, vectorised across tickers.
+
+The formulas are the seed's ``feature_engineering`` (Composant 2), with the same pandas
+semantics (``rolling(n).mean/std`` with ddof=1, ``ewm(span=...)``/``ewm(com=13)`` with
+adjust=True, ``pct_change``), computed for every ticker at once without any value
+crossing from one ticker to the next:
+
+* rolling windows use a custom ``BaseIndexer`` whose windows never reach back past the
+  start of the row's ticker, so pandas' cython kernels restart at each ticker exactly as
+  they do on one ticker alone;
+* exponential means use ``ewm(..., times=...)`` with consecutive rows of a ticker one
+  time unit apart and a gap of 2**30 units between tickers: the carried-over weight
+  decays to exactly 0 at each ticker's first row, which is the state a fresh ``ewm``
+  starts from. Within a ticker the decay per row is ``factor ** 1.0 == factor``.
+
+Both give the same floats as running the seed's code on each ticker separately.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api.indexers import BaseIndexer
+
+from stock_assets.core.data import OHLCV_COLUMNS, PRICE_COLUMNS, DataValidationError
+
+FEATURE_COLUMNS = [
+    "SMA_5",
+    "SMA_10",
+    "SMA_20",
+    "SMA_50",
+    "EMA_5",
+    "EMA_10",
+    "EMA_20",
+    "RSI",
+    "MACD",
+    "MACD_Signal",
+    "MACD_Hist",
+    "BB_Width",
+    "BB_Position",
+    "Return_1d",
+    "Return_5d",
+    "Return_10d",
+    "Volatility_10d",
+    "Volatility_20d",
+    "Volume_Ratio",
+    "High_Low_Range",
+    "Close_Position",
+    "Gap",
+]
+TARGET_COLUMN = "Target"
+
+# Time gap between two tickers in the ``times`` given to ``ewm``: factor ** 2**30 == 0.0
+# for every decay factor used here, and positions stay below 2**53 (exact in float64).
+_TICKER_GAP = 2**30
+
+
+class _TickerWindow(BaseIndexer):
+    """Trailing window of ``window_size`` rows, cut at the start of the row's ticker."""
+
+    group_start: np.ndarray
+
+    def get_window_bounds(
+        self,
+        num_values: int = 0,
+        min_periods: int | None = None,
+        center: bool | None = None,
+        closed: str | None = None,
+        step: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "_bounds", None) is None or len(self._bounds[1]) != num_values:
+            end = np.arange(1, num_values + 1, dtype=np.int64)
+            start = np.maximum(end - self.window_size, self.group_start)
+            self._bounds = (start, end)
+        return self._bounds
+
+
+class _Groups:
+    """Row layout of a frame sorted by (Ticker, Date): where each ticker starts and ends."""
+
+    def __init__(self, tickers: np.ndarray) -> None:
+        n = len(tickers)
+        self.first = np.ones(n, dtype=bool)
+        np.not_equal(tickers[1:], tickers[:-1], out=self.first[1:])
+        self.last = np.ones(n, dtype=bool)
+        self.last[:-1] = self.first[1:]
+        group_id = np.cumsum(self.first, dtype=np.int64) - 1
+        self.start = np.flatnonzero(self.first).astype(np.int64)[group_id]
+        self.position = np.arange(n, dtype=np.int64) - self.start
+        self.times = (np.arange(n, dtype=np.int64) + group_id * _TICKER_GAP).view("datetime64[ns]")
+        self._windows: dict[int, _TickerWindow] = {}
+
+    def shift(self, values: np.ndarray, periods: int) -> np.ndarray:
+        """``Series.shift(periods)`` within each ticker (periods >= 1), NaN-filled."""
+        out = np.empty_like(values, dtype=np.float64)
+        out[periods:] = values[:-periods]
+        out[self.position < periods] = np.nan
+        return out
+
+    def rolling(self, frame: pd.DataFrame, window: int) -> pd.core.window.Rolling:
+        """``rolling(window)`` within each ticker (min_periods = window, as the seed)."""
+        if window not in self._windows:  # bounds are computed once per window size
+            self._windows[window] = _TickerWindow(window_size=window, group_start=self.start)
+        return frame.rolling(self._windows[window], min_periods=window)
+
+    def ewm_mean(self, values: np.ndarray, **decay: float) -> np.ndarray:
+        """``ewm(**decay).mean()`` (adjust=True) within each ticker."""
+        series = pd.Series(values, copy=False)
+        ewm = series.ewm(**decay, halflife=pd.Timedelta(1, "ns"), times=self.times)
+        return ewm.mean().to_numpy()
+
+
+def _check_input(stock_data: pd.DataFrame) -> None:
+    missing = [c for c in OHLCV_COLUMNS if c not in stock_data.columns]
+    if missing:
+        raise DataValidationError(
+            f"compute_features: missing column(s) {', '.join(map(repr, missing))}; "
+            f"expected {', '.join(OHLCV_COLUMNS)}"
+        )
+    if not pd.api.types.is_datetime64_dtype(stock_data["Date"]):
+        raise DataValidationError(
+            f"compute_features: column 'Date' has dtype {stock_data['Date'].dtype}; "
+            "expected time-zone-naive datetime64 (see load_ohlcv_csv)"
+        )
+    for col in [*PRICE_COLUMNS, "Volume"]:
+        values = stock_data[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(values).all():
+            raise DataValidationError(
+                f"compute_features: column {col!r} has missing or infinite values; "
+                "expected finite numbers (run validate_ohlcv first)"
+            )
+
+
+def _sorted_columns(stock_data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The OHLCV columns as arrays sorted by (Ticker, Date), copied only if unsorted."""
+    cols = {c: stock_data[c].to_numpy() for c in OHLCV_COLUMNS}
+    tickers, dates = cols["Ticker"], cols["Date"].view(np.int64)
+    same = tickers[1:] == tickers[:-1]
+    if not (np.all(tickers[1:] >= tickers[:-1]) and np.all(dates[1:][same] > dates[:-1][same])):
+        codes, _ = pd.factorize(stock_data["Ticker"], sort=True)
+        order = np.lexsort((dates, codes))
+        cols = {c: a[order] for c, a in cols.items()}
+        tickers, dates = cols["Ticker"], cols["Date"].view(np.int64)
+        same = tickers[1:] == tickers[:-1]
+    dup = same & (dates[1:] == dates[:-1])
+    if dup.any():
+        i = int(np.argmax(dup)) + 1
+        raise DataValidationError(
+            f"compute_features: duplicate date for ticker {tickers[i]!r} on "
+            f"{pd.Timestamp(cols['Date'][i]).date()}; expected one row per ticker per date"
+        )
+    return cols
+
+
+def _feature_arrays(cols: dict[str, np.ndarray], groups: _Groups) -> dict[str, np.ndarray]:
+    """The 22 features over all rows (NaN during each ticker's warm-up)."""
+    open_ = cols["Open"].astype(np.float64, copy=False)
+    high = cols["High"].astype(np.float64, copy=False)
+    low = cols["Low"].astype(np.float64, copy=False)
+    close = cols["Close"].astype(np.float64, copy=False)
+    volume = cols["Volume"].astype(np.float64, copy=False)
+    prev_close = groups.shift(close, 1)
+    closes = pd.DataFrame({"Close": close}, copy=False)
+
+    def rolling(frame: pd.DataFrame, window: int, how: str) -> np.ndarray:
+        return getattr(groups.rolling(frame, window), how)().iloc[:, 0].to_numpy()
+
+    f: dict[str, np.ndarray] = {}
+    # Moving averages
+    for window in (5, 10, 20, 50):
+        f[f"SMA_{window}"] = rolling(closes, window, "mean")
+    for span in (5, 10, 20):
+        f[f"EMA_{span}"] = groups.ewm_mean(close, span=span)
+
+    # RSI: a ticker's first delta is NaN and counts as 0 gain and 0 loss, as in the seed.
+    delta = close - prev_close
+    gains = np.where(delta > 0, delta, 0.0)
+    losses = np.where(delta < 0, -delta, 0.0)
+    rs = groups.ewm_mean(gains, com=13) / groups.ewm_mean(losses, com=13)
+    f["RSI"] = 100 - (100 / (1 + rs))
+
+    # MACD
+    f["MACD"] = groups.ewm_mean(close, span=12) - groups.ewm_mean(close, span=26)
+    f["MACD_Signal"] = groups.ewm_mean(f["MACD"], span=9)
+    f["MACD_Hist"] = f["MACD"] - f["MACD_Signal"]
+
+    # Bollinger bands
+    sma20 = f["SMA_20"]
+    std20 = rolling(closes, 20, "std")
+    f["BB_Width"] = (2 * std20 * 2) / sma20
+    f["BB_Position"] = (close - (sma20 - 2 * std20)) / (4 * std20)
+
+    # Returns and volatility
+    f["Return_1d"] = close / prev_close - 1
+    f["Return_5d"] = close / groups.shift(close, 5) - 1
+    f["Return_10d"] = close / groups.shift(close, 10) - 1
+    returns = pd.DataFrame({"Return_1d": f["Return_1d"]}, copy=False)
+    f["Volatility_10d"] = rolling(returns, 10, "std")
+    f["Volatility_20d"] = rolling(returns, 20, "std")
+
+    # Relative volume and intraday prices
+    f["Volume_Ratio"] = volume / rolling(pd.DataFrame({"Volume": volume}), 20, "mean")
+    f["High_Low_Range"] = (high - low) / close
+    f["Close_Position"] = (close - low) / (high - low + 1e-10)
+    f["Gap"] = (open_ - prev_close) / prev_close
+    return f
+
+
+def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
+    """The seed's 22 technical features and next-day ``Target``, per ticker.
+
+    Returns Date, Ticker, Open, High, Low, Close, Volume, ``FEATURE_COLUMNS`` (float64)
+    and ``Target`` (nullable Int8: 1 if the ticker's next close is higher, else 0, <NA>
+    on each ticker's last row, whose tomorrow is unknown), sorted by (Ticker, Date), index
+    reset. Rows where a feature is NaN (each ticker's warm-up) are dropped, as in the seed.
+    The input must hold finite OHLCV values (see ``validate_ohlcv``); it is not modified.
+    """
+    _check_input(stock_data)
+    cols = _sorted_columns(stock_data)
+    groups = _Groups(cols["Ticker"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        feats = _feature_arrays(cols, groups)
+
+    # Drop rows where any feature is NaN, as the seed's dropna() (Target is never NaN
+    # there, and the OHLCV columns are finite here).
+    keep = np.ones(len(groups.first), dtype=bool)
+    for name in FEATURE_COLUMNS:
+        keep &= ~np.isnan(feats[name])
+    n_keep = int(keep.sum())
+
+    # One float64 block (prices then features, one contiguous row per column) that
+    # becomes the frame's storage without a copy.
+    float_names = [*PRICE_COLUMNS, *FEATURE_COLUMNS]
+    block = np.empty((len(float_names), n_keep), dtype=np.float64)
+    for i, name in enumerate(float_names):
+        source = cols[name] if name in PRICE_COLUMNS else feats.pop(name)
+        np.compress(keep, source, out=block[i])
+    out = pd.DataFrame(block.T, columns=float_names, copy=False)
+    out.insert(0, "Date", cols["Date"][keep])
+    out.insert(1, "Ticker", cols["Ticker"][keep])
+    out.insert(6, "Volume", cols["Volume"][keep])
+
+    # Target: tomorrow's close above today's; unknown (<NA>) on a ticker's last row.
+    close = cols["Close"]
+    rises = np.zeros(len(close), dtype=np.int8)
+    np.greater(close[1:], close[:-1], out=rises[:-1], casting="unsafe")
+    out[TARGET_COLUMN] = pd.arrays.IntegerArray(rises[keep], groups.last[keep])
+    return out
+
+
+def labelled_rows(features_df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose ``Target`` is known (not each ticker's last row), Target as int64."""
+    known = features_df[TARGET_COLUMN].notna().to_numpy()
+    labelled = features_df.loc[known].reset_index(drop=True)
+    labelled[TARGET_COLUMN] = labelled[TARGET_COLUMN].astype(np.int64)
+    return labelled

@@ -1,0 +1,180 @@
+"""Evaluation charts written as PNG files (headless: the Agg backend, no display needed).
+
+Each function draws one figure, saves it, closes it (no figure accumulates in pyplot's state)
+and returns the path it wrote. Parent directories are created as needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+
+__all__ = [
+    "confusion_matrix_png",
+    "feature_importance_png",
+    "roc_curve_png",
+    "scores_bar_png",
+]
+
+DPI = 100
+PathLike = str | os.PathLike[str]
+
+
+def _save(fig: Figure, path: PathLike) -> Path:
+    """Save ``fig`` as PNG at ``path`` and close it, even if saving fails."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(out, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def confusion_matrix_png(
+    matrix: Sequence[Sequence[int]] | np.ndarray,
+    path: PathLike,
+    labels: Sequence[str] = ("down", "up"),
+    title: str = "Confusion matrix (test set)",
+) -> Path:
+    """Heatmap of a square confusion matrix (rows = actual, columns = predicted), annotated."""
+    cm = np.asarray(matrix)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
+        raise ValueError(f"expected a {len(labels)}x{len(labels)} matrix, got shape {cm.shape}")
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    image = ax.imshow(cm, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels=list(labels))
+    ax.set_yticks(ticks, labels=list(labels))
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Actual")
+    total = cm.sum()
+    threshold = cm.max() / 2 if cm.size and cm.max() > 0 else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            share = f"\n({cm[i, j] / total:.0%})" if total else ""
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}{share}",
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="white" if cm[i, j] > threshold else "black",
+            )
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def roc_curve_png(
+    y_true: Any,
+    y_score: Any,
+    path: PathLike,
+    title: str = "ROC curve (test set)",
+) -> Path:
+    """ROC curve with the AUC in the legend and the chance diagonal.
+
+    If ``y_true`` has a single class the curve is undefined; the figure then says so instead
+    of failing, so a pipeline step can always produce its artifact.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    y_score = np.asarray(y_score, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC = 0.50)")
+    if len(np.unique(y_true)) == 2:
+        fpr, tpr, _ = roc_curve(y_true, y_score)
+        auc = roc_auc_score(y_true, y_score)
+        ax.plot(fpr, tpr, color="tab:blue", linewidth=2, label=f"model (AUC = {auc:.3f})")
+    else:
+        ax.text(
+            0.5,
+            0.6,
+            "ROC undefined:\nthe test set has a single class",
+            ha="center",
+            va="center",
+            fontsize=11,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def feature_importance_png(
+    importances: pd.Series,
+    path: PathLike,
+    title: str = "Feature importance",
+    top_n: int | None = None,
+) -> Path:
+    """Horizontal bar chart of importances indexed by feature name, largest on top."""
+    series = pd.Series(importances, dtype=float).sort_values(ascending=False, kind="stable")
+    if top_n is not None:
+        series = series.head(top_n)
+    series = series.iloc[::-1]  # barh draws the first bar at the bottom
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.3 * len(series) + 1.2)))
+    ax.barh([str(i) for i in series.index], series.to_numpy(), color="tab:blue")
+    ax.set_xlabel(series.name if isinstance(series.name, str) else "importance")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def scores_bar_png(
+    scores: pd.DataFrame | pd.Series,
+    path: PathLike,
+    metric: str = "accuracy",
+    baseline: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """Compare candidate models: one horizontal bar per candidate, the best one(s) highlighted.
+
+    ``scores`` is a Series (index = candidate label, values = ``metric``) or a DataFrame with a
+    ``metric`` column and candidate labels in a ``label`` / ``candidate`` column or the index.
+    Candidates keep their given order, first on top. ``baseline`` draws a vertical line.
+    """
+    if isinstance(scores, pd.DataFrame):
+        if metric not in scores.columns:
+            raise ValueError(f"scores has no {metric!r} column; columns: {list(scores.columns)}")
+        label_col = next((c for c in ("label", "candidate") if c in scores.columns), None)
+        labels = scores[label_col] if label_col else scores.index
+        values = pd.Series(scores[metric].to_numpy(dtype=float), index=[str(x) for x in labels])
+    else:
+        values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
+
+    values = values.iloc[::-1]  # first candidate on top
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.45 * len(values) + 1.5)))
+    top = np.nanmax(values.to_numpy()) if values.notna().any() else np.nan
+    colors = ["tab:orange" if v == top else "tab:blue" for v in values.to_numpy()]  # ties too
+    positions = np.arange(len(values))
+    bars = ax.barh(positions, values.fillna(0.0).to_numpy(), color=colors)
+    ax.set_yticks(positions, labels=list(values.index))
+    ax.set_ylim(-0.6, len(values) - 0.4)
+    texts = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values.to_numpy()]
+    ax.bar_label(bars, labels=texts, padding=3, fontsize=9)
+    if baseline is not None:
+        ax.axvline(baseline, color="red", linestyle="--", label=f"baseline = {baseline:.3f}")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+    upper = np.nanmax([1.0, *values.to_numpy(), baseline if baseline is not None else np.nan])
+    ax.set_xlim(0, float(upper) * 1.12)  # room for the value labels
+    ax.set_xlabel(metric)
+    ax.set_title(title or f"Candidate models: {metric}")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,308 @@
+"""Model training and evaluation: pure functions over the features table.
+
+No Dagster, KFP or MLflow here (scikit-learn, numpy and pandas only), so the same code runs in a
+Dagster asset, a KFP component or a unit test. Reference hyperparameters come from the seed
+chapter's ``train_model`` component and its MLflow ``compare_models`` grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+
+__all__ = [
+    "DEFAULT_HYPERPARAMETERS",
+    "DEFAULT_RANDOM_STATE",
+    "MODEL_TYPES",
+    "TrainingError",
+    "TrainingResult",
+    "build_pipeline",
+    "check_both_classes",
+    "evaluate",
+    "majority_class",
+    "resolve_hyperparameters",
+    "time_split",
+    "train_and_evaluate",
+]
+
+MODEL_TYPES: tuple[str, ...] = ("random_forest", "gradient_boosting", "logistic")
+
+#: The seed's hyperparameters; the keys of each entry are the only ones accepted as overrides.
+DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
+    "random_forest": {"n_estimators": 100, "max_depth": 10},
+    "gradient_boosting": {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1},
+    "logistic": {"C": 1.0, "max_iter": 1000},
+}
+
+DEFAULT_RANDOM_STATE = 42
+
+DATE_COLUMN = "Date"
+TICKER_COLUMN = "Ticker"
+
+ImportanceKind = Literal["impurity", "abs_coefficient"]
+
+
+class TrainingError(ValueError):
+    """The inputs cannot produce a meaningful model (bad config or unusable data)."""
+
+
+def _check_model_type(model_type: str) -> None:
+    if model_type not in MODEL_TYPES:
+        raise TrainingError(
+            f"unknown model_type {model_type!r}; expected one of: {', '.join(MODEL_TYPES)}"
+        )
+
+
+def resolve_hyperparameters(
+    model_type: str, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the defaults for ``model_type`` updated with the non-None ``overrides``.
+
+    Raises TrainingError for an unknown model type or a key that model type does not take.
+    """
+    _check_model_type(model_type)
+    defaults = DEFAULT_HYPERPARAMETERS[model_type]
+    resolved = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in defaults:
+            hint = (
+                " (random_state is a separate argument, not a hyperparameter)"
+                if key == "random_state"
+                else ""
+            )
+            raise TrainingError(
+                f"hyperparameter {key!r} is not valid for model_type {model_type!r}{hint}; "
+                f"valid keys: {', '.join(defaults)}"
+            )
+        if value is not None:
+            resolved[key] = value
+    return resolved
+
+
+def build_pipeline(
+    model_type: str,
+    hyperparameters: Mapping[str, Any] | None = None,
+    random_state: int = DEFAULT_RANDOM_STATE,
+) -> Pipeline:
+    """Unfitted ``StandardScaler -> classifier`` pipeline (missing hyperparameters = defaults)."""
+    params = resolve_hyperparameters(model_type, hyperparameters)
+    classifier: RandomForestClassifier | GradientBoostingClassifier | LogisticRegression
+    if model_type == "random_forest":
+        classifier = RandomForestClassifier(**params, random_state=random_state)
+    elif model_type == "gradient_boosting":
+        classifier = GradientBoostingClassifier(**params, random_state=random_state)
+    else:
+        classifier = LogisticRegression(**params, random_state=random_state)
+    return Pipeline([("scaler", StandardScaler()), ("classifier", classifier)])
+
+
+def _require_columns(features: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise TrainingError(f"features table is missing column(s): {', '.join(missing)}")
+
+
+def time_split(features: pd.DataFrame, test_size: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chronological train/test split on the labelled rows (Target not NA), never shuffled.
+
+    The test set is every row on the last ``test_size`` fraction of the distinct dates (all
+    tickers together); the cut is ``int(n_dates * (1 - test_size))``, which for a single ticker
+    equals the seed's ``split_idx = int(len(X) * (1 - test_size))``. Rows come back sorted by
+    date then ticker.
+    """
+    if not 0 < test_size < 1:
+        raise TrainingError(f"test_size must be strictly between 0 and 1, got {test_size!r}")
+    _require_columns(features, [DATE_COLUMN, TARGET_COLUMN])
+    labelled = features.loc[features[TARGET_COLUMN].notna()]
+    sort_by = [c for c in (DATE_COLUMN, TICKER_COLUMN) if c in labelled.columns]
+    labelled = labelled.sort_values(sort_by, kind="stable")
+
+    dates = np.sort(labelled[DATE_COLUMN].unique())
+    n_dates = len(dates)
+    cut = int(n_dates * (1 - test_size))
+    if cut == 0 or cut == n_dates:
+        empty = "training" if cut == 0 else "test"
+        raise TrainingError(
+            f"time split leaves the {empty} set empty: {n_dates} distinct labelled date(s) "
+            f"with test_size={test_size} gives {cut} train and {n_dates - cut} test date(s); "
+            "provide more history or change test_size"
+        )
+    in_test = labelled[DATE_COLUMN] >= dates[cut]
+    return labelled.loc[~in_test], labelled.loc[in_test]
+
+
+def check_both_classes(y: Any, where: str = "training target") -> None:
+    """Raise TrainingError unless ``y`` holds only 0 (down) and 1 (up), and both of them."""
+    values = np.asarray(y)
+    if values.size == 0:
+        raise TrainingError(f"the {where} is empty; need both up and down days")
+    classes, counts = np.unique(values, return_counts=True)
+    unexpected = [v.item() for v in classes if v not in (0, 1)]
+    if unexpected:
+        raise TrainingError(f"the {where} must be 0 (down) or 1 (up); found {unexpected}")
+    if len(classes) < 2:
+        cls = int(classes[0])
+        name = {1: "up", 0: "down"}.get(cls, "unknown")
+        raise TrainingError(
+            f"the {where} has a single class (all {int(counts[0])} rows are {cls} = {name}); "
+            "need both up and down days to train a classifier"
+        )
+
+
+def majority_class(y: Any) -> int:
+    """Most frequent class of a 0/1 target; a tie goes to 1 (up)."""
+    values = np.asarray(y).astype(int)
+    n_up = int((values == 1).sum())
+    return 1 if n_up * 2 >= len(values) else 0
+
+
+def evaluate(
+    y_true: Any,
+    y_pred: Any,
+    y_score: Any | None = None,
+    baseline_class: int | None = None,
+) -> dict[str, float]:
+    """Classification metrics for the positive class 1 (up).
+
+    ``baseline_accuracy`` (included when ``baseline_class`` is given) is the accuracy of always
+    predicting ``baseline_class`` — pass the majority class of the *training* target.
+    ``roc_auc`` is included when ``y_score`` (probability of 1) is given and ``y_true`` has
+    both classes.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(y_pred).astype(int)
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+    }
+    if baseline_class is not None:
+        metrics["baseline_accuracy"] = float(np.mean(y_true == baseline_class))
+    if y_score is not None and len(np.unique(y_true)) == 2:
+        metrics["roc_auc"] = float(roc_auc_score(y_true, np.asarray(y_score, dtype=float)))
+    return metrics
+
+
+@dataclass
+class TrainingResult:
+    """Everything a caller needs to log, plot or deploy one trained model."""
+
+    pipeline: Pipeline
+    model_type: str
+    hyperparameters: dict[str, Any]
+    random_state: int
+    feature_columns: list[str]
+    metrics: dict[str, float]
+    confusion_matrix: list[list[int]]
+    feature_importances: pd.Series | None
+    importance_kind: ImportanceKind | None
+    baseline_class: int
+    n_train: int
+    n_test: int
+    train_dates: tuple[pd.Timestamp, pd.Timestamp]
+    test_dates: tuple[pd.Timestamp, pd.Timestamp]
+    y_test: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray
+
+
+def _feature_matrix(rows: pd.DataFrame, feature_columns: list[str], where: str) -> pd.DataFrame:
+    X = rows[feature_columns].astype("float64")
+    bad = (~np.isfinite(X)).sum()
+    bad = bad[bad > 0]
+    if not bad.empty:
+        detail = ", ".join(f"{col} ({n})" for col, n in bad.items())
+        raise TrainingError(
+            f"{where} rows have missing or infinite feature values: {detail}; "
+            "drop or fill them before training"
+        )
+    return X
+
+
+def _importances(
+    pipeline: Pipeline, feature_columns: list[str]
+) -> tuple[pd.Series | None, ImportanceKind | None]:
+    classifier = pipeline.named_steps["classifier"]
+    if hasattr(classifier, "feature_importances_"):
+        values, kind = np.asarray(classifier.feature_importances_), "impurity"
+    elif hasattr(classifier, "coef_"):
+        values, kind = np.abs(np.asarray(classifier.coef_)).ravel(), "abs_coefficient"
+    else:
+        return None, None
+    series = pd.Series(values, index=pd.Index(feature_columns), name="importance", dtype=float)
+    return series.sort_values(ascending=False, kind="stable"), kind
+
+
+def train_and_evaluate(
+    features: pd.DataFrame,
+    model_type: str = "random_forest",
+    hyperparameters: Mapping[str, Any] | None = None,
+    test_size: float = 0.2,
+    random_state: int = DEFAULT_RANDOM_STATE,
+    feature_columns: Sequence[str] = FEATURE_COLUMNS,
+) -> TrainingResult:
+    """Split chronologically, fit ``StandardScaler -> classifier``, and evaluate on the test set.
+
+    Deterministic for the same inputs. Raises TrainingError for a bad configuration, missing
+    columns, non-finite feature values, an empty split side or a single-class training target.
+    """
+    params = resolve_hyperparameters(model_type, hyperparameters)
+    columns = list(feature_columns)
+    _require_columns(features, columns)
+    train, test = time_split(features, test_size)
+
+    X_train = _feature_matrix(train, columns, "training")
+    X_test = _feature_matrix(test, columns, "test")
+    y_train = train[TARGET_COLUMN].astype("int64").to_numpy()
+    y_test = test[TARGET_COLUMN].astype("int64").to_numpy()
+    check_both_classes(y_train, "training target")
+
+    pipeline = build_pipeline(model_type, params, random_state)
+    pipeline.fit(X_train, y_train)
+    y_pred = np.asarray(pipeline.predict(X_test)).astype("int64")
+    positive = list(pipeline.classes_).index(1)
+    y_score = np.asarray(pipeline.predict_proba(X_test))[:, positive]
+
+    baseline = majority_class(y_train)
+    importances, kind = _importances(pipeline, columns)
+    return TrainingResult(
+        pipeline=pipeline,
+        model_type=model_type,
+        hyperparameters=params,
+        random_state=random_state,
+        feature_columns=columns,
+        metrics=evaluate(y_test, y_pred, y_score, baseline_class=baseline),
+        confusion_matrix=confusion_matrix(y_test, y_pred, labels=[0, 1]).tolist(),
+        feature_importances=importances,
+        importance_kind=kind,
+        baseline_class=baseline,
+        n_train=len(train),
+        n_test=len(test),
+        train_dates=(
+            pd.Timestamp(train[DATE_COLUMN].min()),
+            pd.Timestamp(train[DATE_COLUMN].max()),
+        ),
+        test_dates=(pd.Timestamp(test[DATE_COLUMN].min()), pd.Timestamp(test[DATE_COLUMN].max())),
+        y_test=y_test,
+        y_pred=y_pred,
+        y_score=y_score,
+    )

@@ -1,0 +1,101 @@
+"""What the pipeline records in MLflow: params, metrics, plots and the model itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import skops.io as sio
+from dagster import MetadataValue
+from mlflow.models import infer_signature
+
+from stock_assets.core import plots
+from stock_assets.core.training import TrainingResult
+
+REGISTERED_MODEL_NAME = "stock-prediction"
+PRODUCTION_ALIAS = "production"
+
+
+def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[str, Any]:
+    """Log params, metrics, artifacts and the sklearn model to the active run.
+
+    Returns the plots' paths (kept in a temporary folder) and the logged model's URI.
+    """
+    mlflow.set_tag("model_type", result.model_type)
+    mlflow.log_params(
+        {
+            "model_type": result.model_type,
+            "n_samples_train": result.n_train,
+            "n_samples_test": result.n_test,
+            "n_features": len(result.feature_columns),
+            "random_state": result.random_state,
+            "train_window": f"{result.train_dates[0]:%Y-%m-%d}..{result.train_dates[1]:%Y-%m-%d}",
+            "test_window": f"{result.test_dates[0]:%Y-%m-%d}..{result.test_dates[1]:%Y-%m-%d}",
+            **{f"hp_{key}": value for key, value in result.hyperparameters.items()},
+        }
+    )
+    mlflow.log_metrics(result.metrics)
+
+    out = Path(tempfile.mkdtemp(prefix="stock-assets-plots-"))
+    (out / "confusion_matrix.json").write_text(
+        json.dumps({"labels": ["down", "up"], "matrix": result.confusion_matrix}, indent=2)
+    )
+    figures = {
+        "confusion_matrix": plots.confusion_matrix_png(
+            result.confusion_matrix, out / "confusion_matrix.png"
+        )
+    }
+    if len(set(result.y_test.tolist())) == 2:
+        figures["roc_curve"] = plots.roc_curve_png(
+            result.y_test, result.y_score, out / "roc_curve.png"
+        )
+    if result.feature_importances is not None:
+        result.feature_importances.rename("importance").rename_axis("feature").to_csv(
+            out / "feature_importances.csv"
+        )
+        figures["feature_importances"] = plots.feature_importance_png(
+            result.feature_importances, out / "feature_importances.png"
+        )
+    mlflow.log_artifacts(str(out), artifact_path="evaluation")
+
+    signature = infer_signature(train_example, result.pipeline.predict(train_example))
+    model_info = mlflow.sklearn.log_model(
+        result.pipeline,
+        name="model",
+        signature=signature,
+        input_example=train_example.head(5),
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(result.pipeline),
+    )
+    return {"figures": figures, "model_uri": model_info.model_uri}
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """The scikit-learn internals skops must be told to trust when loading this pipeline.
+
+    Only types from scikit-learn and numpy are accepted; anything else is left untrusted, so
+    loading fails loudly instead of executing unknown code.
+    """
+    found = sio.get_untrusted_types(data=sio.dumps(pipeline))
+    return [name for name in found if name.startswith(("sklearn.", "numpy."))]
+
+
+def png_markdown(path: Path, alt: str) -> str:
+    """A markdown image with the PNG inlined, for Dagster's metadata panel."""
+    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+def run_link(run_id: str) -> MetadataValue:
+    """A link to the run in the MLflow UI, or how to open it for a local store."""
+    uri = mlflow.get_tracking_uri()
+    run = mlflow.get_run(run_id)
+    path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return MetadataValue.url(f"{uri.rstrip('/')}/{path}")
+    return MetadataValue.text(f"run {run_id} in {uri} (open with `make mlflow-ui`, then {path})")
