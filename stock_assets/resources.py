@@ -105,6 +105,8 @@ class PipelineMlFlow(MlFlow):
         if self._kfp_run_id and self.mlflow_run_id is None:
             self.mlflow_run_id = pipeline_run_id(self._kfp_run_id, self.experiment.experiment_id)
         super()._setup()
+        # dagster-mlflow leaves mlflow_run_id unset when it has just created the run.
+        self.mlflow_run_id = mlflow.active_run().info.run_id
         mlflow.set_tags({"environment": self._environment, "author": _author()})
 
     def _set_all_tags(self) -> None:

@@ -7,6 +7,7 @@ checks the same normalised frame: columns ``OHLCV_COLUMNS``, ``Date`` as ``datet
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Iterable, Sequence
 from os import PathLike
@@ -199,17 +200,21 @@ def _parse_dates(raw: pd.Series, source: str) -> pd.Series:
     A time-zone offset after a time (e.g. "2024-03-08 00:00:00-05:00", as some exports
     write, with offsets changing at DST) is dropped so the local calendar day is kept.
     """
-    text = raw.astype("string").str.strip()
-    blank = (text.isna() | (text == "")).to_numpy()
+    blank = raw.isna().to_numpy()
     if blank.any():
         raise DataValidationError(
             f"{source}: column 'Date' is empty on {int(blank.sum())} row(s), first at line "
             f"{raw.index[int(np.argmax(blank))]}; expected a date on every row"
         )
-    text = text.str.replace(_TZ_SUFFIX, r"\1", regex=True)
-    parsed = pd.to_datetime(text, errors="coerce")
-    if parsed.isna().any():  # formats differing between rows: parse each on its own
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    with warnings.catch_warnings():
+        # Mixed UTC offsets give object dtype (and a FutureWarning): handled below.
+        warnings.simplefilter("ignore", FutureWarning)
+        parsed = pd.to_datetime(raw, errors="coerce")  # fast path: one format throughout
+    if not pd.api.types.is_datetime64_any_dtype(parsed) or parsed.isna().any():
+        text = raw.astype(str).str.strip().str.replace(_TZ_SUFFIX, r"\1", regex=True)
+        parsed = pd.to_datetime(text, errors="coerce")
+        if parsed.isna().any():  # formats differing between rows: parse each on its own
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
         first = int(np.argmax(bad))
@@ -218,7 +223,23 @@ def _parse_dates(raw: pd.Series, source: str) -> pd.Series:
             f"{raw.iloc[first]!r} at line {raw.index[first]}; expected dates such as "
             "'2024-01-31'"
         )
+    if parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_localize(None)  # keep the wall-clock (local) date
     return parsed.dt.normalize().astype("datetime64[ns]")
+
+
+def _parse_tickers(raw: pd.Series, source: str) -> np.ndarray:
+    """The Ticker column as stripped str symbols (work done once per distinct symbol)."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    symbols = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+    values = symbols[codes]  # code -1 (missing) picks the trailing ""
+    blank = values == ""
+    if blank.any():
+        raise DataValidationError(
+            f"{source}: column 'Ticker' is empty on {int(blank.sum())} row(s), first at "
+            f"line {raw.index[int(np.argmax(blank))]}; expected a symbol on every row"
+        )
+    return values
 
 
 def load_ohlcv_csv(
@@ -236,7 +257,7 @@ def load_ohlcv_csv(
     """
     file = Path(path)
     source = str(path)
-    end = _check_end_date(end_date)
+    end = _check_end_date(end_date, field=f"{source}: end_date")
     if ticker is not None and (not isinstance(ticker, str) or not ticker.strip()):
         raise DataValidationError(
             f"{source}: ticker argument {ticker!r} is blank; expected a symbol such as 'AAPL'"
@@ -272,14 +293,7 @@ def load_ohlcv_csv(
     frame.insert(0, "Date", _parse_dates(raw[mapping["Date"]], source))
 
     if ticker_col is not None:
-        symbols = raw[ticker_col].astype("string").str.strip()
-        blank = (symbols.isna() | (symbols == "")).to_numpy()
-        if blank.any():
-            raise DataValidationError(
-                f"{source}: column 'Ticker' is empty on {int(blank.sum())} row(s), first at "
-                f"line {raw.index[int(np.argmax(blank))]}; expected a symbol on every row"
-            )
-        frame.insert(1, "Ticker", symbols.astype(object))
+        frame.insert(1, "Ticker", _parse_tickers(raw[ticker_col], source))
         if ticker is not None:
             keep = frame["Ticker"] == ticker.strip()
             if not keep.any():
@@ -307,17 +321,16 @@ def load_ohlcv_csv(
             )
 
     frame = frame.sort_values(["Ticker", "Date"], kind="mergesort")
-    try:
-        validate_ohlcv(frame, source=source)
-    except DataValidationError as exc:
-        if end is not None:
-            raise DataValidationError(f"{exc} (rows on or before end_date {end.date()})") from exc
-        raise
+    if end is not None:
+        source = f"{source} (rows dated on or before end_date {end.date()})"
+    validate_ohlcv(frame, source=source)
 
     frame = frame.reset_index(drop=True)
-    frame[PRICE_COLUMNS] = frame[PRICE_COLUMNS].astype(np.float64)
+    for col in PRICE_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col]).astype(np.float64)
     # Validated finite and non-negative; fractional volumes (e.g. crypto) are rounded.
-    frame["Volume"] = np.rint(frame["Volume"].to_numpy(dtype=np.float64)).astype(np.int64)
+    volume = pd.to_numeric(frame["Volume"]).to_numpy(dtype=np.float64)
+    frame["Volume"] = np.rint(volume).astype(np.int64)
     frame["Ticker"] = frame["Ticker"].astype(object)
     return frame[OHLCV_COLUMNS]
 
@@ -365,7 +378,9 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
         if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             coerced = pd.to_numeric(series, errors="coerce")
             bad = (coerced.isna() & series.notna()).to_numpy()
-            if bad.any() or pd.api.types.is_bool_dtype(series):
+            if pd.api.types.is_bool_dtype(series):
+                bad = np.ones(len(series), dtype=bool)
+            if bad.any():
                 example = series.iloc[int(np.argmax(bad))]
                 raise DataValidationError(
                     f"{source}: column {col!r} has {int(bad.sum())} non-numeric value(s), "
@@ -415,25 +430,31 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
             f"{source}: column 'Date' has {int(bad.sum())} missing value(s), first at "
             f"{_where(df, bad)}; expected a date on every row"
         )
-    tickers = df["Ticker"]
-    bad = (tickers.isna() | (tickers.astype("string").str.strip() == "")).to_numpy()
+    codes, symbols = pd.factorize(df["Ticker"], use_na_sentinel=True)
+    blank_codes = [i for i, t in enumerate(symbols) if not str(t).strip()]
+    bad = (codes < 0) | np.isin(codes, blank_codes)
     if bad.any():
         raise DataValidationError(
             f"{source}: column 'Ticker' is blank on {int(bad.sum())} row(s), first at "
             f"{_where(df, bad)}; expected a symbol on every row"
         )
 
-    bad = df.duplicated(["Ticker", "Date"], keep="first").to_numpy()
-    if bad.any():
-        raise DataValidationError(
-            f"{source}: duplicate date(s) for a ticker: {int(bad.sum())} repeated row(s), "
-            f"first at {_where(df, bad)}; expected one row per ticker per date (daily bars)"
-        )
+    dates = df["Date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    same = codes[1:] == codes[:-1]
+    in_order = np.all(codes[1:] >= codes[:-1]) and np.all(dates[1:][same] > dates[:-1][same])
+    if not in_order:  # sorted input (the usual case) cannot hold duplicates
+        bad = pd.DataFrame({"t": codes, "d": dates}).duplicated().to_numpy()
+        if bad.any():
+            raise DataValidationError(
+                f"{source}: duplicate date(s) for a ticker: {int(bad.sum())} repeated row(s), "
+                f"first at {_where(df, bad)}; expected one row per ticker per date (daily bars)"
+            )
 
-    counts = tickers.value_counts(sort=False)
-    short = counts[counts < MIN_ROWS_PER_TICKER]
-    if not short.empty:
-        shown = ", ".join(f"{t!r} has {n}" for t, n in list(short.sort_index().items())[:5])
+    counts = np.bincount(codes, minlength=len(symbols))
+    short = np.flatnonzero(counts < MIN_ROWS_PER_TICKER)
+    if short.size:
+        order = sorted(short, key=lambda i: str(symbols[i]))
+        shown = ", ".join(f"{symbols[i]!r} has {counts[i]}" for i in order[:5])
         more = f" (and {len(short) - 5} more)" if len(short) > 5 else ""
         raise DataValidationError(
             f"{source}: too few rows for ticker(s): {shown} row(s){more}; {_MIN_ROWS_WHY}"

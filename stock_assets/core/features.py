@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
+from pandas.api.typing import Rolling
 
 from stock_assets.core.data import OHLCV_COLUMNS, PRICE_COLUMNS, DataValidationError
 
@@ -50,8 +51,10 @@ FEATURE_COLUMNS = [
 ]
 TARGET_COLUMN = "Target"
 
-# Time gap between two tickers in the ``times`` given to ``ewm``: factor ** 2**30 == 0.0
-# for every decay factor used here, and positions stay below 2**53 (exact in float64).
+# Time gap between two tickers in the ``times`` given to ``ewm``: factor ** 2**30 underflows
+# to exactly 0.0 for every decay factor used here (the largest, 13/14 for com=13, would need
+# a gap of only ~10,000), and positions stay far below 2**53, so time differences within a
+# ticker are exactly 1.0 in float64.
 _TICKER_GAP = 2**30
 
 
@@ -97,7 +100,7 @@ class _Groups:
         out[self.position < periods] = np.nan
         return out
 
-    def rolling(self, frame: pd.DataFrame, window: int) -> pd.core.window.Rolling:
+    def rolling(self, frame: pd.DataFrame, window: int) -> Rolling:
         """``rolling(window)`` within each ticker (min_periods = window, as the seed)."""
         if window not in self._windows:  # bounds are computed once per window size
             self._windows[window] = _TickerWindow(window_size=window, group_start=self.start)
@@ -123,7 +126,13 @@ def _check_input(stock_data: pd.DataFrame) -> None:
             "expected time-zone-naive datetime64 (see load_ohlcv_csv)"
         )
     for col in [*PRICE_COLUMNS, "Volume"]:
-        values = stock_data[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            values = stock_data[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise DataValidationError(
+                f"compute_features: column {col!r} has dtype {stock_data[col].dtype} with "
+                "non-numeric values; expected numbers (run validate_ohlcv first)"
+            ) from exc
         if not np.isfinite(values).all():
             raise DataValidationError(
                 f"compute_features: column {col!r} has missing or infinite values; "

@@ -1,0 +1,87 @@
+"""Shared fixtures: an isolated data directory and MLflow store, and graph runners."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+
+from stock_assets.definitions import defs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLite MLflow store shared by one test module, set through MLFLOW_TRACKING_URI."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("STOCK_ASSETS_DATA_DIR", str(root / "data"))
+        mlflow.set_tracking_uri(uri)
+        yield uri
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str) -> Path:
+    """A fresh data directory for one test (asset files), on the module's MLflow store."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("STOCK_ASSETS_DATA_DIR", str(path))
+    return path
+
+
+def run_graph(
+    ops_config: dict[str, dict[str, Any]] | None = None, selection: Any = None
+) -> ExecuteInProcessResult:
+    """Materialise the whole graph (or ``selection``) in process, as a test of real Dagster."""
+    run_config = {"ops": {op: {"config": cfg} for op, cfg in (ops_config or {}).items()}}
+    return materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources=defs.resources,
+        run_config=run_config,
+        selection=selection,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """Every step failure's message and causes, as one string."""
+    parts = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            parts.append(error.message)
+            error = error.cause
+    return "\n".join(parts)
+
+
+def mlflow_run_for(result: ExecuteInProcessResult) -> mlflow.entities.Run:
+    """The one MLflow run tagged with this Dagster run's id (asserts there is exactly one)."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.dagster_run_id = '{result.run_id}'",
+        output_format="list",
+    )
+    assert len(runs) == 1, f"expected one MLflow run for {result.run_id}, found {len(runs)}"
+    return runs[0]
+
+
+def production_version() -> str | None:
+    """The registry version behind ``stock-prediction@production``, or None."""
+    from stock_assets.registry import production_version as lookup
+
+    return lookup(mlflow.MlflowClient())
+
+
+def env_for_subprocess(**overrides: str) -> dict[str, str]:
+    """The current environment plus ``overrides``, for CLI tests."""
+    env = dict(os.environ)
+    env.update(overrides)
+    return env

@@ -1,0 +1,175 @@
+"""The asset graph run by real Dagster, recorded in a real MLflow store, read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetKey
+
+from stock_assets.core.data import generate_gbm
+from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
+from stock_assets.storage import read_value
+from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
+
+APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
+REJECT_ALL = {"deploy_decision": {"accuracy_threshold": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def deployed(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
+    """The whole graph with defaults and threshold 0: production points at version 1."""
+    with pytest.MonkeyPatch.context() as patch:
+        data = tmp_path_factory.mktemp("deployed")
+        patch.setenv("STOCK_ASSETS_DATA_DIR", str(data))
+        result = run_graph(APPROVE_ALL)
+    assert result.success, failure_text(result)
+    return result, data
+
+
+def test_graph_materialises_every_asset_and_check(deployed) -> None:
+    result, data = deployed
+    materialised = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert materialised == {
+        AssetKey(k)
+        for k in ("stock_data", "features", "model", "deploy_decision", "deployed_model")
+    }
+    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {
+        "ohlc_consistent": True,
+        "unique_sorted_bars": True,
+        "features_finite": True,
+        "target_has_both_classes": True,
+    }
+    # Stored as typed files that survive the process: Parquet frames, joblib model, JSON dicts.
+    stored = read_value(data / "assets" / "features.parquet")
+    assert list(stored.columns[7:29]) == FEATURE_COLUMNS
+    assert json.loads((data / "assets" / "deploy_decision.json").read_text())["deploy"] is True
+
+
+def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deployed) -> None:
+    result, _ = deployed
+    run = mlflow_run_for(result)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model_type"] == "random_forest"
+    assert run.data.tags["environment"] == "development"
+    assert run.data.tags["author"]
+    params = run.data.params
+    assert params["data_source"] == "synthetic_gbm"
+    assert (params["data_days"], params["data_seed"], params["data_tickers"]) == (
+        "500",
+        "42",
+        "SYNTH",
+    )
+    assert params["n_features"] == "22"
+    assert int(params["n_samples_train"]) > int(params["n_samples_test"]) > 0
+    assert (params["hp_n_estimators"], params["hp_max_depth"]) == ("100", "10")
+    metrics = run.data.metrics
+    for name in ("accuracy", "precision", "recall", "f1", "baseline_accuracy"):
+        assert 0.0 <= metrics[name] <= 1.0
+
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {
+        "evaluation/confusion_matrix.json",
+        "evaluation/confusion_matrix.png",
+        "evaluation/feature_importances.csv",
+        "evaluation/roc_curve.png",
+    } <= artifacts
+    local = client.download_artifacts(run.info.run_id, "evaluation/confusion_matrix.json")
+    matrix = np.array(json.loads(Path(local).read_text())["matrix"])
+    assert matrix.sum() == int(params["n_samples_test"])
+
+    model_value = result.output_for_node("model")
+    info = mlflow.models.get_model_info(model_value["model_uri"])
+    assert [c.name for c in info.signature.inputs.inputs] == FEATURE_COLUMNS
+    assert info.saved_input_example_info is not None
+    assert model_value["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+def test_production_alias_loads_and_predicts(deployed) -> None:
+    result, data = deployed
+    assert production_version() is not None
+    served = mlflow.pyfunc.load_model("models:/stock-prediction@production")
+    rows = labelled_rows(read_value(data / "assets" / "features.parquet")).tail(20)
+    predictions = np.asarray(served.predict(rows[FEATURE_COLUMNS]))
+    expected = result.output_for_node("model")["pipeline"].predict(rows[FEATURE_COLUMNS])
+    assert set(np.unique(predictions)) <= {0, 1}
+    np.testing.assert_array_equal(predictions, expected)
+
+
+def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path) -> None:
+    before = production_version()
+    result = run_graph(REJECT_ALL)
+    assert result.success, failure_text(result)
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "deployed_model" not in materialised
+    assert "deploy_decision" in materialised
+    decision = result.output_for_node("deploy_decision")
+    assert decision["deploy"] is False
+    assert "below the threshold 1.0000" in decision["reason"]
+    run = mlflow_run_for(result)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["deploy_decision"] == "rejected"
+    assert production_version() == before
+    assert not (data_dir / "assets" / "deployed_model.json").exists()
+
+
+def test_each_materialisation_in_a_process_gets_its_own_run(deployed, data_dir: Path) -> None:
+    selection = ["stock_data"]
+    first = run_graph(selection=selection)
+    second = run_graph(selection=selection)
+    runs = [mlflow_run_for(first), mlflow_run_for(second)]
+    assert runs[0].info.run_id != runs[1].info.run_id
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert mlflow.active_run() is None
+
+
+def test_same_config_gives_same_data_features_and_metrics(deployed, data_dir: Path) -> None:
+    result, data = deployed
+    again = run_graph(REJECT_ALL)
+    for name in ("stock_data", "features"):
+        pd.testing.assert_frame_equal(
+            read_value(data / "assets" / f"{name}.parquet"),
+            read_value(data_dir / "assets" / f"{name}.parquet"),
+        )
+    assert again.output_for_node("model")["metrics"] == result.output_for_node("model")["metrics"]
+
+
+def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> None:
+    result = run_graph(
+        {"stock_data": {"tickers": ["AAA", "BBB", "CCC"], "days": 300}}, selection=["stock_data"]
+    )
+    assert result.success, failure_text(result)
+    bars = read_value(data_dir / "assets" / "stock_data.parquet")
+    assert sorted(bars["Ticker"].unique()) == ["AAA", "BBB", "CCC"]
+    closes = bars.pivot(index="Date", columns="Ticker", values="Close")
+    assert closes.shape == (300, 3)
+    assert not np.allclose(closes["AAA"], closes["BBB"])
+
+
+def test_csv_source_with_extra_columns_and_mixed_case(
+    deployed, data_dir: Path, tmp_path: Path
+) -> None:
+    bars = generate_gbm(days=200, seed=7).drop(columns="Ticker")
+    bars = bars.rename(columns={"Open": "open", "Close": "CLOSE"}).assign(**{"Adj Close": 1.0})
+    path = tmp_path / "acme.csv"
+    bars.to_csv(path, index=False)
+    result = run_graph({"stock_data": {"csv_path": str(path)}, **APPROVE_ALL})
+    assert result.success, failure_text(result)
+    stored = read_value(data_dir / "assets" / "stock_data.parquet")
+    assert list(stored.columns) == ["Date", "Ticker", "Open", "High", "Low", "Close", "Volume"]
+    assert set(stored["Ticker"]) == {"ACME"}
+    assert mlflow_run_for(result).data.params["data_source"] == f"csv:{path}"
+
+
+def test_end_date_ends_the_window(deployed, data_dir: Path) -> None:
+    result = run_graph({"stock_data": {"end_date": "2026-11-27"}}, selection=["stock_data"])
+    assert result.success, failure_text(result)
+    bars = read_value(data_dir / "assets" / "stock_data.parquet")
+    assert bars["Date"].max() == pd.Timestamp("2026-11-27")
+    assert len(bars) == 500
