@@ -34,6 +34,10 @@ def ohlc_consistent(
         context,
         AssetCheckResult(
             passed=not_positive == 0 and outside == 0,
+            description=None
+            if not_positive == 0 and outside == 0
+            else f"{not_positive} bars with a price <= 0 and {outside} with Open or Close "
+            "outside [Low, High]; expected 0 < Low <= Open, Close <= High",
             metadata={"bars_not_positive": not_positive, "bars_outside_low_high": outside},
         ),
     )
@@ -51,6 +55,10 @@ def unique_sorted_bars(
         context,
         AssetCheckResult(
             passed=duplicates == 0 and is_sorted,
+            description=None
+            if duplicates == 0 and is_sorted
+            else f"{duplicates} duplicate (Ticker, Date) bars, sorted={is_sorted}; "
+            "expected one bar per ticker and date, sorted",
             metadata={"duplicate_bars": duplicates, "sorted": is_sorted},
         ),
     )
@@ -72,6 +80,9 @@ def features_finite(
         context,
         AssetCheckResult(
             passed=not per_column,
+            description=None
+            if not per_column
+            else f"non-finite values in {', '.join(per_column)}; expected finite features",
             metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
         ),
     )
@@ -84,11 +95,19 @@ def target_has_both_classes(
     """Both up and down days are present among the labelled rows."""
     counts = features[TARGET_COLUMN].dropna().astype(int).value_counts()
     up, down = int(counts.get(1, 0)), int(counts.get(0, 0))
+    passed = up > 0 and down > 0
+    description = (
+        None
+        if passed
+        else f"Target has a single class ({up} up days, {down} down days); a classifier "
+        "needs both up and down days to train"
+    )
     return _record(
         context,
         AssetCheckResult(
-            passed=up > 0 and down > 0,
+            passed=passed,
             severity=AssetCheckSeverity.ERROR,
+            description=description,
             metadata={"up_days": up, "down_days": down},
         ),
     )

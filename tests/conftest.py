@@ -52,8 +52,12 @@ def run_graph(
 
 
 def failure_text(result: ExecuteInProcessResult) -> str:
-    """Every step failure's message and causes, as one string."""
-    parts = []
+    """Every step failure's message and causes, and failed checks' descriptions, as one string."""
+    parts = [
+        f"{e.asset_check_key.name}: {e.description}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         while error is not None:

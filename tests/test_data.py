@@ -300,8 +300,8 @@ def test_csv_non_numeric_price(tmp_path: Path) -> None:
     [
         ("Open", np.nan, ["'Open'", "missing", "expected a number on every row"]),
         ("Volume", np.nan, ["'Volume'", "missing", "expected a number on every row"]),
-        ("Close", 0.0, ["'Close'", "zero or negative", "expected prices > 0"]),
-        ("Low", -1.5, ["'Low'", "zero or negative", "-1.5", "expected prices > 0"]),
+        ("Close", 0.0, ["'Close'", "zero or negative", "expected positive prices (> 0)"]),
+        ("Low", -1.5, ["'Low'", "zero or negative", "-1.5", "expected positive prices (> 0)"]),
         ("Volume", -10, ["'Volume'", "negative", "expected volume >= 0"]),
     ],
 )

@@ -18,7 +18,7 @@ class CronError(ValueError):
 
 
 def dagster_cron_to_kfp(cron: str) -> str:
-    """Dagster's 5-field cron to KFP's 6-field one, seconds first: ``0 2 * * *`` → ``0 0 2 * * *``."""
+    """Dagster's 5-field cron to KFP's 6-field one (seconds first): 0 2 * * * → 0 0 2 * * *."""
     fields = cron.split()
     if len(fields) != 5:
         raise CronError(f"cron {cron!r} must have 5 fields (minute hour day month weekday)")

@@ -403,7 +403,7 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
             example = values[col][np.argmax(bad)]
             raise DataValidationError(
                 f"{source}: column {col!r} has {int(bad.sum())} zero or negative price(s), "
-                f"e.g. {example:g} at {_where(df, bad)}; expected prices > 0"
+                f"e.g. {example:g} at {_where(df, bad)}; expected positive prices (> 0)"
             )
     bad = values["Volume"] < 0
     if bad.any():

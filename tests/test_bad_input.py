@@ -1,0 +1,137 @@
+"""Bad input fails the run with a clear message, writes nothing, and leaves production alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stock_assets.core.data import generate_gbm
+from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
+
+
+@pytest.fixture(scope="module")
+def production(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A first deployment, so 'unchanged' means something."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STOCK_ASSETS_DATA_DIR", str(tmp_path_factory.mktemp("first")))
+        result = run_graph({"deploy_decision": {"accuracy_threshold": 0.0}})
+    assert result.success, failure_text(result)
+    version = production_version()
+    assert version is not None
+    return version
+
+
+def _bars(days: int = 200) -> pd.DataFrame:
+    return generate_gbm(days=days, seed=3).drop(columns="Ticker")
+
+
+def _with(change: Callable[[pd.DataFrame], pd.DataFrame], days: int = 200) -> pd.DataFrame:
+    return change(_bars(days))
+
+
+def _set(column: str, row: int, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.astype({column: object})
+        df.loc[row, column] = value
+        return df
+
+    return change
+
+
+def _rising(df: pd.DataFrame) -> pd.DataFrame:
+    close = 100 + pd.Series(range(len(df)), dtype=float)
+    return df.assign(Open=close - 0.5, Close=close, High=close + 1, Low=close - 1)
+
+
+def _high_below_low(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[120, ["High", "Low"]] = df.loc[120, ["Low", "High"]].to_numpy()
+    return df
+
+
+# (case id, frame to write or None for no file, failing asset, expected message fragments)
+CASES = [
+    ("missing_file", None, "stock_data", ["does-not-exist.csv", "not found"]),
+    (
+        "missing_columns",
+        _with(lambda df: df.drop(columns=["Close", "Volume"])),
+        "stock_data",
+        ["bars.csv", "Close", "Volume"],
+    ),
+    ("non_numeric", _with(_set("Close", 10, "abc")), "stock_data", ["bars.csv", "Close", "abc"]),
+    ("nan_price", _with(_set("Open", 10, float("nan"))), "stock_data", ["bars.csv", "Open"]),
+    ("zero_price", _with(_set("Low", 10, 0.0)), "stock_data", ["bars.csv", "Low", "> 0"]),
+    ("negative_price", _with(_set("High", 10, -5.0)), "stock_data", ["bars.csv", "High"]),
+    ("high_below_low", _with(_high_below_low), "stock_data", ["bars.csv", "High", "Low"]),
+    (
+        "duplicate_dates",
+        _with(lambda df: pd.concat([df, df.iloc[[5]]])),
+        "stock_data",
+        ["bars.csv", "duplicate", "date"],
+    ),
+    ("too_few_rows", _bars(100).head(40), "stock_data", ["bars.csv", "60", "40"]),
+    ("single_class", _with(_rising), "target_has_both_classes", ["Target", "single class", "both"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("frame", "failing", "fragments"),
+    [pytest.param(frame, failing, fragments, id=name) for name, frame, failing, fragments in CASES],
+)
+def test_bad_csv_fails_clearly_and_writes_nothing(
+    production: str,
+    data_dir: Path,
+    tmp_path: Path,
+    frame: pd.DataFrame | None,
+    failing: str,
+    fragments: list[str],
+) -> None:
+    path = tmp_path / ("does-not-exist.csv" if frame is None else "bars.csv")
+    if frame is not None:
+        frame.to_csv(path, index=False)
+
+    result = run_graph(
+        {"stock_data": {"csv_path": str(path)}, "deploy_decision": {"accuracy_threshold": 0.0}}
+    )
+
+    assert not result.success
+    message = failure_text(result)
+    assert failing in {e.step_key for e in result.get_step_failure_events()} | {
+        e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed
+    }
+    for fragment in fragments:
+        assert fragment.lower() in message.lower(), message
+    written = {p.stem for p in (data_dir / "assets").glob("*")} if data_dir.exists() else set()
+    if failing == "stock_data":
+        assert written == set()
+    else:  # the blocking check stops the graph before training
+        assert "model" not in written and "deployed_model" not in written
+    assert mlflow_run_for(result).info.status == "FAILED"
+    assert production_version() == production
+
+
+@pytest.mark.parametrize(
+    ("ops_config", "fragments"),
+    [
+        ({"stock_data": {"days": 10}}, ["days=10", "too small", "60"]),
+        ({"stock_data": {"end_date": "27/11/2026"}}, ["end_date", "YYYY-MM-DD"]),
+        ({"model": {"test_size": 1.5}}, ["test_size=1.5", "between 0 and 1"]),
+        (
+            {"model": {"model_type": "svm"}},
+            ["svm", "random_forest", "gradient_boosting", "logistic"],
+        ),
+        ({"deploy_decision": {"accuracy_threshold": 2.0}}, ["accuracy_threshold=2.0", "[0, 1]"]),
+    ],
+    ids=["days", "end_date", "test_size", "model_type", "accuracy_threshold"],
+)
+def test_bad_config_names_the_field(
+    production: str, data_dir: Path, ops_config: dict, fragments: list[str]
+) -> None:
+    result = run_graph(ops_config)
+    assert not result.success
+    message = failure_text(result)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert production_version() == production
