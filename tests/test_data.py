@@ -107,9 +107,10 @@ def test_other_seed_and_length_equal_seed_generate_data() -> None:
 
 
 @pytest.mark.parametrize("days", [60, 500, 2520])
-def test_business_days_equal_seed_loop(days: int) -> None:
-    dates = pd.bdate_range(start="2023-01-01", periods=days)
+def test_business_days_equal_seed_loop_and_bdate_range(days: int) -> None:
+    dates = generate_gbm(days=days)["Date"]
     assert list(dates) == [pd.Timestamp(d) for d in seed_dates(days)]
+    assert list(dates) == list(pd.bdate_range(start="2023-01-01", periods=days))
 
 
 def test_each_ticker_is_reproducible_and_independent_of_the_others() -> None:
@@ -142,7 +143,11 @@ def test_series_is_consistent_ohlcv() -> None:
 
 @pytest.mark.parametrize(
     ("end_date", "last"),
-    [("2024-06-03", "2024-06-03"), ("2024-06-01", "2024-05-31"), ("2024-06-02", "2024-05-31")],
+    [
+        ("2024-06-03", "2024-06-03"),  # a Monday
+        ("2024-06-01", "2024-05-31"),  # a Saturday
+        ("2024-06-02 15:30", "2024-05-31"),  # a Sunday, with a time of day
+    ],
 )
 def test_end_date_ends_the_window_on_or_before_it(end_date: str, last: str) -> None:
     frame = generate_gbm(days=70, tickers=["AAA", "BBB"], end_date=end_date)
@@ -150,7 +155,11 @@ def test_end_date_ends_the_window_on_or_before_it(end_date: str, last: str) -> N
     for ticker in ["AAA", "BBB"]:
         dates = one(frame, ticker)["Date"]
         assert dates.iloc[-1] == pd.Timestamp(last)
-        assert list(dates) == list(pd.bdate_range(end=last, periods=70))
+        assert list(dates) == list(pd.bdate_range(end=end_date, periods=70))
+    # Only the dates move: each ticker's prices are the same draws.
+    prices = ["Open", "High", "Low", "Close", "Volume"]
+    default = generate_gbm(days=70, tickers=["AAA", "BBB"])
+    pd.testing.assert_frame_equal(frame[prices], default[prices])
 
 
 @pytest.mark.parametrize(

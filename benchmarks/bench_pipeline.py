@@ -1,0 +1,291 @@
+"""Time and peak memory of each pipeline step: the seed's pandas code vs the project's.
+
+For every step, two implementations do the same work:
+
+* ``seed``: the seed's KFP component code (generate_data, feature_engineering), plain
+  pandas, called once per ticker in a Python loop and concatenated;
+* ``project``: the project's functions (generate_gbm, compute_features), vectorised
+  across tickers.
+
+Both sides draw each ticker's prices from the same random stream, so their outputs are
+compared as well (they must agree; the one intended difference is that the project's
+Target is <NA> on each ticker's last row, where the seed writes 0).
+
+Run: ``.venv/bin/python benchmarks/bench_pipeline.py [--quick]`` (``--quick``: seed scale
+only, 1 ticker x 500 days). Peak memory is what tracemalloc sees (Python objects and numpy
+buffers) during a separate, untimed run of the step, which also warms the step up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core.data import DEFAULT_TICKER, generate_gbm
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
+
+SEED = 42
+
+# --------------------------------------------------------------------------------------
+# The seed's code (Composant 1 and 2), minus the KFP/CSV plumbing, run per ticker.
+# --------------------------------------------------------------------------------------
+
+
+def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
+    """The seed's generate_data; ``ticker`` only labels the rows."""
+    np.random.seed(seed)
+
+    dates = []
+    current_date = datetime(2023, 1, 1)
+    while len(dates) < days:
+        if current_date.weekday() < 5:
+            dates.append(current_date)
+        current_date += timedelta(days=1)
+
+    start_price = 100.0
+    volatility = 0.02
+    returns = np.random.normal(0.0001, volatility, days)
+    close_prices = start_price * np.exp(np.cumsum(returns))
+
+    daily_range = volatility * close_prices
+    open_prices = np.roll(close_prices, 1)
+    open_prices[0] = start_price
+    high_prices = (
+        np.maximum(open_prices, close_prices)
+        + np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
+    )
+    low_prices = (
+        np.minimum(open_prices, close_prices)
+        - np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
+    )
+    volume = (1_000_000 * np.random.uniform(0.5, 1.5, days)).astype(int)
+
+    return pd.DataFrame(
+        {
+            "Date": dates,
+            "Ticker": ticker,
+            "Open": np.round(open_prices, 2),
+            "High": np.round(high_prices, 2),
+            "Low": np.round(low_prices, 2),
+            "Close": np.round(close_prices, 2),
+            "Volume": volume,
+        }
+    )
+
+
+def seed_feature_engineering(df: pd.DataFrame) -> pd.DataFrame:
+    """The seed's feature_engineering on one ticker's bars."""
+    df = df.copy()
+    for window in [5, 10, 20, 50]:
+        df[f"SMA_{window}"] = df["Close"].rolling(window).mean()
+        if window <= 20:
+            df[f"EMA_{window}"] = df["Close"].ewm(span=window).mean()
+
+    delta = df["Close"].diff()
+    gains = delta.where(delta > 0, 0)
+    losses = (-delta).where(delta < 0, 0)
+    avg_gains = gains.ewm(com=13).mean()
+    avg_losses = losses.ewm(com=13).mean()
+    rs = avg_gains / avg_losses
+    df["RSI"] = 100 - (100 / (1 + rs))
+
+    ema12 = df["Close"].ewm(span=12).mean()
+    ema26 = df["Close"].ewm(span=26).mean()
+    df["MACD"] = ema12 - ema26
+    df["MACD_Signal"] = df["MACD"].ewm(span=9).mean()
+    df["MACD_Hist"] = df["MACD"] - df["MACD_Signal"]
+
+    sma20 = df["Close"].rolling(20).mean()
+    std20 = df["Close"].rolling(20).std()
+    df["BB_Width"] = (2 * std20 * 2) / sma20
+    df["BB_Position"] = (df["Close"] - (sma20 - 2 * std20)) / (4 * std20)
+
+    df["Return_1d"] = df["Close"].pct_change(1)
+    df["Return_5d"] = df["Close"].pct_change(5)
+    df["Return_10d"] = df["Close"].pct_change(10)
+    df["Volatility_10d"] = df["Return_1d"].rolling(10).std()
+    df["Volatility_20d"] = df["Return_1d"].rolling(20).std()
+
+    df["Volume_Ratio"] = df["Volume"] / df["Volume"].rolling(20).mean()
+
+    df["High_Low_Range"] = (df["High"] - df["Low"]) / df["Close"]
+    df["Close_Position"] = (df["Close"] - df["Low"]) / (df["High"] - df["Low"] + 1e-10)
+    df["Gap"] = (df["Open"] - df["Close"].shift(1)) / df["Close"].shift(1)
+
+    df["Target"] = (df["Close"].shift(-1) > df["Close"]).astype(int)
+    return df.dropna()
+
+
+def ticker_seed(seed: int, ticker: str) -> int:
+    """The per-ticker seed generate_gbm uses, so both sides draw the same prices.
+
+    (np.random.seed(s) and np.random.RandomState(s) give the same stream.)
+    """
+    if ticker == DEFAULT_TICKER:
+        return seed
+    entropy = [seed, zlib.crc32(ticker.encode("utf-8"))]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+# --------------------------------------------------------------------------------------
+# Steps: each side gets the scale and the outputs of its own previous steps.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scale:
+    tickers: list[str]
+    days: int
+
+    @property
+    def label(self) -> str:
+        n = len(self.tickers)
+        return f"{n} ticker{'s' if n > 1 else ''} x {self.days:,} days ({n * self.days:,} rows)"
+
+
+StepFn = Callable[[Scale, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    seed: StepFn
+    project: StepFn
+    check: Callable[[Any, Any], str]  # compares the two outputs; returns a short verdict
+
+
+def seed_data(scale: Scale, _: dict[str, Any]) -> pd.DataFrame:
+    frames = [
+        seed_generate_data(scale.days, ticker_seed(SEED, t), t) for t in sorted(scale.tickers)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def project_data(scale: Scale, _: dict[str, Any]) -> pd.DataFrame:
+    return generate_gbm(days=scale.days, seed=SEED, tickers=scale.tickers)
+
+
+def check_data(seed: pd.DataFrame, project: pd.DataFrame) -> str:
+    pd.testing.assert_frame_equal(project, seed, check_exact=True)
+    return "identical"
+
+
+def seed_features(_: Scale, inputs: dict[str, Any]) -> pd.DataFrame:
+    bars = inputs["data"]
+    frames = [seed_feature_engineering(group) for _, group in bars.groupby("Ticker", sort=True)]
+    return pd.concat(frames, ignore_index=True)
+
+
+def project_features(_: Scale, inputs: dict[str, Any]) -> pd.DataFrame:
+    return compute_features(inputs["data"])
+
+
+def check_features(seed: pd.DataFrame, project: pd.DataFrame) -> str:
+    assert len(seed) == len(project)
+    for column in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(project[column].to_numpy(), seed[column].to_numpy())
+    known = project[TARGET_COLUMN].notna().to_numpy()
+    assert (project[TARGET_COLUMN].to_numpy()[known] == seed["Target"].to_numpy()[known]).all()
+    return f"identical (Target <NA> on {int((~known).sum())} last rows)"
+
+
+STEPS: list[Step] = [
+    Step("data", seed_data, project_data, check_data),
+    Step("features", seed_features, project_features, check_features),
+    # Later steps (e.g. training) go here: Step(name, seed_fn, project_fn, check_fn).
+]
+
+# --------------------------------------------------------------------------------------
+# Measuring and reporting
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    seconds: float
+    peak_bytes: int
+
+
+def measure(fn: StepFn, scale: Scale, inputs: dict[str, Any], repeat: int) -> tuple[Any, Measure]:
+    """Peak memory from one traced run, then the best wall time of ``repeat`` untraced runs."""
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    output = fn(scale, inputs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        fn(scale, inputs)
+        best = min(best, time.perf_counter() - start)
+    return output, Measure(best, peak)
+
+
+def fmt_time(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f} ms" if seconds < 1 else f"{seconds:,.2f} s"
+
+
+def fmt_mem(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def run_scale(scale: Scale, repeat: int) -> None:
+    print(f"\n{scale.label}; best of {repeat} timed run(s)")
+    header = (
+        f"{'step':<10}{'seed time':>12}{'project time':>14}{'speed-up':>10}"
+        f"{'seed peak':>13}{'project peak':>14}{'mem ratio':>11}  outputs"
+    )
+    print(header)
+    print("-" * len(header))
+    seed_out: dict[str, Any] = {}
+    project_out: dict[str, Any] = {}
+    totals = [Measure(0.0, 0), Measure(0.0, 0)]
+    for step in STEPS:
+        seed_out[step.name], s = measure(step.seed, scale, seed_out, repeat)
+        project_out[step.name], p = measure(step.project, scale, project_out, repeat)
+        verdict = step.check(seed_out[step.name], project_out[step.name])
+        for total, m in zip(totals, (s, p), strict=True):
+            total.seconds += m.seconds
+            total.peak_bytes = max(total.peak_bytes, m.peak_bytes)
+        print(row(step.name, s, p, verdict))
+    print("-" * len(header))
+    print(row("total", *totals, "(peak = largest step peak)"))
+
+
+def row(name: str, seed: Measure, project: Measure, note: str) -> str:
+    speed_up = seed.seconds / project.seconds if project.seconds else float("inf")
+    mem_ratio = seed.peak_bytes / project.peak_bytes if project.peak_bytes else float("inf")
+    return (
+        f"{name:<10}{fmt_time(seed.seconds):>12}{fmt_time(project.seconds):>14}"
+        f"{speed_up:>9.1f}x{fmt_mem(seed.peak_bytes):>13}{fmt_mem(project.peak_bytes):>14}"
+        f"{mem_ratio:>10.2f}x  {note}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="seed scale only (1 x 500)")
+    args = parser.parse_args()
+
+    print(f"pandas {pd.__version__}, numpy {np.__version__}")
+    print("seed = the seed's pandas code looped per ticker; project = stock_assets.core")
+    print("speed-up = seed time / project time; mem ratio = seed peak / project peak")
+    run_scale(Scale([DEFAULT_TICKER], 500), repeat=5)
+    if not args.quick:
+        run_scale(Scale([f"T{i:03d}" for i in range(500)], 2_520), repeat=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The Definitions as Dagster's own tools see them: CLI validation, schedule, multiprocess runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+from dagster import build_schedule_context, validate_run_config
+
+from stock_assets.definitions import defs
+from stock_assets.schedules import nightly_retrain
+from tests.conftest import PROJECT_ROOT, env_for_subprocess
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def test_definitions_validate_passes() -> None:
+    done = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-m", "stock_assets.definitions"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nightly_schedule_passes_the_tick_date_as_end_date() -> None:
+    assert nightly_retrain.cron_schedule == "0 2 * * *"
+    assert nightly_retrain.execution_timezone == "UTC"
+    tick = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    request = nightly_retrain.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick)
+    ).run_requests[0]
+    assert request.run_config["ops"]["stock_data"]["config"]["end_date"] == "2026-11-27"
+    assert request.run_key == "2026-11-27"
+    job = defs.get_job_def(nightly_retrain.job_name)
+    assert validate_run_config(job, request.run_config)
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert selected == {"stock_data", "features", "model", "deploy_decision", "deployed_model"}
+
+
+def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> None:
+    """`dagster asset materialize --select '*'`: multiprocess, one step per process."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "dagster_home").mkdir()
+    done = subprocess.run(
+        [DAGSTER, "asset", "materialize", "--select", "*", "-m", "stock_assets.definitions"],
+        cwd=tmp_path,
+        env=env_for_subprocess(
+            MLFLOW_TRACKING_URI=uri,
+            STOCK_ASSETS_DATA_DIR=str(tmp_path / "data"),
+            DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dagster_run_id"]
+    assert {"data_source", "n_samples_train", "hp_n_estimators"} <= set(run.data.params)
+    assert {"accuracy", "baseline_accuracy", "f1"} <= set(run.data.metrics)
+    assert run.data.tags["check.target_has_both_classes"] == "passed"
+    client = mlflow.MlflowClient()
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in files
+    assert mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
