@@ -42,6 +42,7 @@ def write_value(path: str | os.PathLike[str], value: Any) -> Path:
             Path(tmp_name).write_text(json.dumps(value, indent=2, sort_keys=True))
         else:
             joblib.dump(value, tmp_name)
+        os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):

@@ -153,27 +153,33 @@ def generate_gbm(
         low_noise[i] = rng.normal(0.5, 0.2, days)
         uniform[i] = rng.uniform(0.5, 1.5, days)
 
-    # Same arithmetic as the seed, vectorised over tickers (row i = ticker i).
-    close = START_PRICE * np.exp(np.cumsum(returns, axis=1))
-    daily_range = VOLATILITY * close
-    open_ = np.empty_like(close)
-    open_[:, 0] = START_PRICE
+    # The seed's arithmetic, vectorised over tickers (row i = ticker i), in place where
+    # possible (the same IEEE operations, so the same values). The prices are computed
+    # straight into the block that becomes the frame's storage.
+    prices = np.empty((len(PRICE_COLUMNS), n, days))
+    open_, high, low, close = prices
+    np.cumsum(returns, axis=1, out=close)
+    np.exp(close, out=close)
+    close *= START_PRICE  # close = START_PRICE * exp(cumsum(returns))
+    open_[:, 0] = START_PRICE  # open = close shifted by one day
     open_[:, 1:] = close[:, :-1]
-    high = np.maximum(open_, close) + np.abs(high_noise) * daily_range
-    low = np.minimum(open_, close) - np.abs(low_noise) * daily_range
-    volume = (1_000_000 * uniform).astype(np.int64)
+    daily_range = np.multiply(VOLATILITY, close, out=returns)
+    high_noise = np.abs(high_noise, out=high_noise)
+    high_noise *= daily_range
+    np.add(np.maximum(open_, close, out=high), high_noise, out=high)
+    low_noise = np.abs(low_noise, out=low_noise)
+    low_noise *= daily_range
+    np.subtract(np.minimum(open_, close, out=low), low_noise, out=low)
+    np.round(prices, 2, out=prices)
+    uniform *= 1_000_000
+    volume = uniform.astype(np.int64).ravel()
+    del returns, high_noise, low_noise, uniform
 
-    return pd.DataFrame(
-        {
-            "Date": np.tile(dates, n),
-            "Ticker": np.repeat(np.array(names, dtype=object), days),
-            "Open": np.round(open_, 2).ravel(),
-            "High": np.round(high, 2).ravel(),
-            "Low": np.round(low, 2).ravel(),
-            "Close": np.round(close, 2).ravel(),
-            "Volume": volume.ravel(),
-        }
-    )
+    frame = pd.DataFrame(prices.reshape(len(PRICE_COLUMNS), -1).T, columns=PRICE_COLUMNS)
+    frame.insert(0, "Date", np.tile(dates, n))
+    frame.insert(1, "Ticker", np.repeat(np.array(names, dtype=object), days))
+    frame.insert(len(OHLCV_COLUMNS) - 1, "Volume", volume)
+    return frame
 
 
 # --------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ Both give the same floats as running the seed's code on each ticker separately.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
@@ -58,10 +60,17 @@ TARGET_COLUMN = "Target"
 _TICKER_GAP = 2**30
 
 
+# A ticker's first rows where some feature is undefined: SMA_50, the longest window, is NaN
+# on its first 49 rows (Volatility_20d needs 20 rows + 1 for the first return, the other
+# windows fewer). NaNs that depend on the data (0/0 on flat prices) are dropped separately.
+_WARM_UP = 49
+
+
 class _TickerWindow(BaseIndexer):
     """Trailing window of ``window_size`` rows, cut at the start of the row's ticker."""
 
     group_start: np.ndarray
+    end: np.ndarray  # 1, 2, ..., n: shared by every window size
 
     def get_window_bounds(
         self,
@@ -71,11 +80,11 @@ class _TickerWindow(BaseIndexer):
         closed: str | None = None,
         step: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "_bounds", None) is None or len(self._bounds[1]) != num_values:
-            end = np.arange(1, num_values + 1, dtype=np.int64)
-            start = np.maximum(end - self.window_size, self.group_start)
-            self._bounds = (start, end)
-        return self._bounds
+        if len(self.end) != num_values:
+            raise ValueError(f"window bounds are for {len(self.end)} rows, not {num_values}")
+        if getattr(self, "start", None) is None:
+            self.start = np.maximum(self.end - self.window_size, self.group_start)
+        return self.start, self.end
 
 
 class _Groups:
@@ -91,7 +100,8 @@ class _Groups:
         self.start = np.flatnonzero(self.first).astype(np.int64)[group_id]
         self.position = np.arange(n, dtype=np.int64) - self.start
         self.times = (np.arange(n, dtype=np.int64) + group_id * _TICKER_GAP).view("datetime64[ns]")
-        self._windows: dict[int, _TickerWindow] = {}
+        self._end = np.arange(1, n + 1, dtype=np.int64)
+        self._window: _TickerWindow | None = None
 
     def shift(self, values: np.ndarray, periods: int) -> np.ndarray:
         """``Series.shift(periods)`` within each ticker (periods >= 1), NaN-filled."""
@@ -102,9 +112,10 @@ class _Groups:
 
     def rolling(self, frame: pd.DataFrame, window: int) -> Rolling:
         """``rolling(window)`` within each ticker (min_periods = window, as the seed)."""
-        if window not in self._windows:  # bounds are computed once per window size
-            self._windows[window] = _TickerWindow(window_size=window, group_start=self.start)
-        return frame.rolling(self._windows[window], min_periods=window)
+        if self._window is None or self._window.window_size != window:
+            # Bounds are kept for the latest window size only: call in runs of one size.
+            self._window = _TickerWindow(window_size=window, group_start=self.start, end=self._end)
+        return frame.rolling(self._window, min_periods=window)
 
     def ewm_mean(self, values: np.ndarray, **decay: float) -> np.ndarray:
         """``ewm(**decay).mean()`` (adjust=True) within each ticker."""
@@ -161,58 +172,64 @@ def _sorted_columns(stock_data: pd.DataFrame) -> dict[str, np.ndarray]:
     return cols
 
 
-def _feature_arrays(cols: dict[str, np.ndarray], groups: _Groups) -> dict[str, np.ndarray]:
-    """The 22 features over all rows (NaN during each ticker's warm-up)."""
+def _features(cols: dict[str, np.ndarray], groups: _Groups) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, values over all rows) for the 22 features, in an order that keeps few
+    full-length arrays alive at once. Values are NaN during each ticker's warm-up."""
     open_ = cols["Open"].astype(np.float64, copy=False)
     high = cols["High"].astype(np.float64, copy=False)
     low = cols["Low"].astype(np.float64, copy=False)
     close = cols["Close"].astype(np.float64, copy=False)
     volume = cols["Volume"].astype(np.float64, copy=False)
+
+    def rolling(values: np.ndarray, window: int, how: str) -> np.ndarray:
+        frame = pd.DataFrame({"x": values}, copy=False)
+        return getattr(groups.rolling(frame, window), how)()["x"].to_numpy()
+
+    # Returns (pct_change) and gap
     prev_close = groups.shift(close, 1)
-    closes = pd.DataFrame({"Close": close}, copy=False)
+    return_1d = close / prev_close - 1
+    yield "Return_1d", return_1d
+    yield "Return_5d", close / groups.shift(close, 5) - 1
+    yield "Return_10d", close / groups.shift(close, 10) - 1
+    yield "Gap", (open_ - prev_close) / prev_close
 
-    def rolling(frame: pd.DataFrame, window: int, how: str) -> np.ndarray:
-        return getattr(groups.rolling(frame, window), how)().iloc[:, 0].to_numpy()
+    # Rolling windows, grouped by window size
+    yield "SMA_5", rolling(close, 5, "mean")
+    yield "SMA_10", rolling(close, 10, "mean")
+    yield "Volatility_10d", rolling(return_1d, 10, "std")
+    yield "SMA_50", rolling(close, 50, "mean")
+    sma20 = rolling(close, 20, "mean")
+    std20 = rolling(close, 20, "std")
+    yield "SMA_20", sma20
+    yield "BB_Width", (2 * std20 * 2) / sma20
+    yield "BB_Position", (close - (sma20 - 2 * std20)) / (4 * std20)
+    del sma20, std20
+    yield "Volatility_20d", rolling(return_1d, 20, "std")
+    yield "Volume_Ratio", volume / rolling(volume, 20, "mean")
 
-    f: dict[str, np.ndarray] = {}
-    # Moving averages
-    for window in (5, 10, 20, 50):
-        f[f"SMA_{window}"] = rolling(closes, window, "mean")
+    # Exponential means
     for span in (5, 10, 20):
-        f[f"EMA_{span}"] = groups.ewm_mean(close, span=span)
-
+        yield f"EMA_{span}", groups.ewm_mean(close, span=span)
     # RSI: a ticker's first delta is NaN and counts as 0 gain and 0 loss, as in the seed.
     delta = close - prev_close
+    del prev_close, return_1d
     gains = np.where(delta > 0, delta, 0.0)
     losses = np.where(delta < 0, -delta, 0.0)
+    del delta
     rs = groups.ewm_mean(gains, com=13) / groups.ewm_mean(losses, com=13)
-    f["RSI"] = 100 - (100 / (1 + rs))
+    del gains, losses
+    yield "RSI", 100 - (100 / (1 + rs))
+    del rs
+    macd = groups.ewm_mean(close, span=12) - groups.ewm_mean(close, span=26)
+    signal = groups.ewm_mean(macd, span=9)
+    yield "MACD", macd
+    yield "MACD_Signal", signal
+    yield "MACD_Hist", macd - signal
+    del macd, signal
 
-    # MACD
-    f["MACD"] = groups.ewm_mean(close, span=12) - groups.ewm_mean(close, span=26)
-    f["MACD_Signal"] = groups.ewm_mean(f["MACD"], span=9)
-    f["MACD_Hist"] = f["MACD"] - f["MACD_Signal"]
-
-    # Bollinger bands
-    sma20 = f["SMA_20"]
-    std20 = rolling(closes, 20, "std")
-    f["BB_Width"] = (2 * std20 * 2) / sma20
-    f["BB_Position"] = (close - (sma20 - 2 * std20)) / (4 * std20)
-
-    # Returns and volatility
-    f["Return_1d"] = close / prev_close - 1
-    f["Return_5d"] = close / groups.shift(close, 5) - 1
-    f["Return_10d"] = close / groups.shift(close, 10) - 1
-    returns = pd.DataFrame({"Return_1d": f["Return_1d"]}, copy=False)
-    f["Volatility_10d"] = rolling(returns, 10, "std")
-    f["Volatility_20d"] = rolling(returns, 20, "std")
-
-    # Relative volume and intraday prices
-    f["Volume_Ratio"] = volume / rolling(pd.DataFrame({"Volume": volume}), 20, "mean")
-    f["High_Low_Range"] = (high - low) / close
-    f["Close_Position"] = (close - low) / (high - low + 1e-10)
-    f["Gap"] = (open_ - prev_close) / prev_close
-    return f
+    # Intraday prices
+    yield "High_Low_Range", (high - low) / close
+    yield "Close_Position", (close - low) / (high - low + 1e-10)
 
 
 def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
@@ -227,33 +244,41 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
     _check_input(stock_data)
     cols = _sorted_columns(stock_data)
     groups = _Groups(cols["Ticker"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        feats = _feature_arrays(cols, groups)
+    keep = groups.position >= _WARM_UP
 
-    # Drop rows where any feature is NaN, as the seed's dropna() (Target is never NaN
-    # there, and the OHLCV columns are finite here).
-    keep = np.ones(len(groups.first), dtype=bool)
-    for name in FEATURE_COLUMNS:
-        keep &= ~np.isnan(feats[name])
-    n_keep = int(keep.sum())
-
-    # One float64 block (prices then features, one contiguous row per column) that
-    # becomes the frame's storage without a copy.
+    # One float64 block (prices then features, one contiguous row per column) that becomes
+    # the frame's storage without a copy; each feature is written into it when computed.
     float_names = [*PRICE_COLUMNS, *FEATURE_COLUMNS]
-    block = np.empty((len(float_names), n_keep), dtype=np.float64)
-    for i, name in enumerate(float_names):
-        source = cols[name] if name in PRICE_COLUMNS else feats.pop(name)
-        np.compress(keep, source, out=block[i])
+    slot = {name: i for i, name in enumerate(float_names)}
+    block = np.empty((len(float_names), int(keep.sum())), dtype=np.float64)
+    for name in PRICE_COLUMNS:
+        np.compress(keep, cols[name], out=block[slot[name]])
+    written = set()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, values in _features(cols, groups):
+            np.compress(keep, values, out=block[slot.pop(name)])
+            written.add(name)
+    assert written == set(FEATURE_COLUMNS), "every feature is computed exactly once"
+
+    # Drop the remaining rows where a feature is NaN (e.g. 0/0 on flat prices), as the
+    # seed's dropna() (its other columns are never NaN: OHLCV is finite, Target an int).
+    rows = np.flatnonzero(keep)
+    nan = np.zeros(len(rows), dtype=bool)
+    for values in block[len(PRICE_COLUMNS) :]:
+        nan |= np.isnan(values)
+    if nan.any():
+        block, rows = block[:, ~nan], rows[~nan]
+
     out = pd.DataFrame(block.T, columns=float_names, copy=False)
-    out.insert(0, "Date", cols["Date"][keep])
-    out.insert(1, "Ticker", cols["Ticker"][keep])
-    out.insert(6, "Volume", cols["Volume"][keep])
+    out.insert(0, "Date", cols["Date"][rows])
+    out.insert(1, "Ticker", cols["Ticker"][rows])
+    out.insert(len(OHLCV_COLUMNS) - 1, "Volume", cols["Volume"][rows])
 
     # Target: tomorrow's close above today's; unknown (<NA>) on a ticker's last row.
     close = cols["Close"]
     rises = np.zeros(len(close), dtype=np.int8)
     np.greater(close[1:], close[:-1], out=rises[:-1], casting="unsafe")
-    out[TARGET_COLUMN] = pd.arrays.IntegerArray(rises[keep], groups.last[keep])
+    out[TARGET_COLUMN] = pd.arrays.IntegerArray(rises[rows], groups.last[rows])
     return out
 
 

@@ -1,0 +1,59 @@
+"""A small graph of another shape, to prove the exporter is not tied to the stock graph.
+
+Two roots fan in to ``combined``; one asset has a RetryPolicy and k8s resource hints, and the
+configs cover int, float, str and bool fields, one of them shared by two assets.
+"""
+
+import pandas as pd
+from dagster import Backoff, Config, Definitions, RetryPolicy, asset
+
+
+class LeftConfig(Config):
+    rows: int = 4
+    scale: float = 1.5
+    label: str = "left"
+
+
+class RightConfig(Config):
+    rows: int = 3
+    negate: bool = False
+
+
+@asset(kinds={"pandas"}, description="The left-hand numbers.")
+def left(config: LeftConfig) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"value": [i * config.scale for i in range(config.rows)], "source": config.label}
+    )
+
+
+@asset(kinds={"pandas"}, code_version="2", description="The right-hand numbers.")
+def right(config: RightConfig) -> pd.DataFrame:
+    sign = -1 if config.negate else 1
+    return pd.DataFrame({"value": [sign * 10.0 * i for i in range(config.rows)], "source": "right"})
+
+
+@asset(
+    kinds={"pandas"},
+    retry_policy=RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL),
+    op_tags={
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "256Mi"},
+                    "limits": {"memory": "512Mi"},
+                }
+            }
+        }
+    },
+    description="Both sides stacked: the fan-in.",
+)
+def combined(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([left, right], ignore_index=True)
+
+
+@asset(description="Summary of the combined numbers.")
+def summary(combined: pd.DataFrame) -> dict:
+    return {"rows": len(combined), "total": float(combined["value"].sum())}
+
+
+defs = Definitions(assets=[left, right, combined, summary])
