@@ -14,7 +14,7 @@ from stock_assets.tracking import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 def production_version(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> str | None:
     """The version the ``production`` alias points at, or None."""
     try:
-        return client.get_model_version_by_alias(name, PRODUCTION_ALIAS).version
+        return str(client.get_model_version_by_alias(name, PRODUCTION_ALIAS).version)
     except MlflowException:
         return None
 
@@ -29,7 +29,7 @@ def promote(
     client.set_registered_model_alias(name, PRODUCTION_ALIAS, version.version)
     return {
         "name": name,
-        "version": version.version,
+        "version": str(version.version),
         "alias": PRODUCTION_ALIAS,
         "previous_production_version": previous,
         "model_uri": f"models:/{name}@{PRODUCTION_ALIAS}",

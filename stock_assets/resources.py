@@ -102,8 +102,12 @@ class PipelineMlFlow(MlFlow):
         self.run_name = f"dagster-{self.dagster_run_id[:8]}"
         if job and not job.startswith("__"):
             self.run_name = f"{job}-{self.dagster_run_id[:8]}"
-        if self._kfp_run_id and self.mlflow_run_id is None:
-            self.mlflow_run_id = pipeline_run_id(self._kfp_run_id, self.experiment.experiment_id)
+        if self._kfp_run_id:
+            self.run_name = f"kfp-{self._kfp_run_id}"
+            if self.mlflow_run_id is None:
+                self.mlflow_run_id = pipeline_run_id(
+                    self._kfp_run_id, self.experiment.experiment_id
+                )
         super()._setup()
         # dagster-mlflow leaves mlflow_run_id unset when it has just created the run.
         self.mlflow_run_id = mlflow.active_run().info.run_id

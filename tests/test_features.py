@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +253,13 @@ def test_bad_input_raises(seed_bars: pd.DataFrame, change, substrings: list[str]
         compute_features(change(seed_bars))
     for text in substrings:
         assert text in str(info.value)
+
+
+def test_core_modules_import_neither_dagster_nor_kfp() -> None:
+    code = (
+        "import sys, stock_assets.core.data, stock_assets.core.features; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'kfp', 'mlflow'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

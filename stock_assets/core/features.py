@@ -173,8 +173,11 @@ def _sorted_columns(stock_data: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _features(cols: dict[str, np.ndarray], groups: _Groups) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, values over all rows) for the 22 features, in an order that keeps few
-    full-length arrays alive at once. Values are NaN during each ticker's warm-up."""
+    """Yield (name, values over all rows) for each of the 22 features, NaN in warm-ups.
+
+    The order keeps few full-length arrays alive at once and calls the rolling windows in
+    runs of one size (their bounds are cached per size).
+    """
     open_ = cols["Open"].astype(np.float64, copy=False)
     high = cols["High"].astype(np.float64, copy=False)
     low = cols["Low"].astype(np.float64, copy=False)
@@ -258,7 +261,8 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
         for name, values in _features(cols, groups):
             np.compress(keep, values, out=block[slot.pop(name)])
             written.add(name)
-    assert written == set(FEATURE_COLUMNS), "every feature is computed exactly once"
+    if written != set(FEATURE_COLUMNS):  # a feature was left out of _features
+        raise RuntimeError(f"features not computed: {set(FEATURE_COLUMNS) - written}")
 
     # Drop the remaining rows where a feature is NaN (e.g. 0/0 on flat prices), as the
     # seed's dropna() (its other columns are never NaN: OHLCV is finite, Target an int).
@@ -285,6 +289,7 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
 def labelled_rows(features_df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose ``Target`` is known (not each ticker's last row), Target as int64."""
     known = features_df[TARGET_COLUMN].notna().to_numpy()
-    labelled = features_df.loc[known].reset_index(drop=True)
-    labelled[TARGET_COLUMN] = labelled[TARGET_COLUMN].astype(np.int64)
+    labelled = features_df.take(np.flatnonzero(known))  # one copy, index reset below
+    labelled.index = pd.RangeIndex(len(labelled))
+    labelled[TARGET_COLUMN] = labelled[TARGET_COLUMN].to_numpy(dtype=np.int64)
     return labelled

@@ -1,0 +1,106 @@
+"""The emitted pipeline.yaml, loaded from file and executed by kfp.local, read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from stock_assets.storage import read_value
+from tests.conftest import failure_text, production_version, run_graph
+from tests.kfp_helpers import executed_tasks, export, run_yaml
+
+ASSET_TASKS = {"stock-data", "features", "model", "deploy-decision", "deployed-model"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stock pipeline exported with this module's MLflow store as tracking URI."""
+    path = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    done = export(path, MLFLOW_TRACKING_URI=mlflow_store)
+    assert done.returncode == 0, done.stderr
+    assert mlflow_store in path.read_text()
+    return path
+
+
+def _kfp_runs() -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.kfp_run_id != ''", output_format="list"
+    )
+
+
+def _run(pipeline: Path, root: Path, **arguments):
+    before = {r.info.run_id for r in _kfp_runs()}
+    succeeded, run_dir = run_yaml(pipeline, root, **arguments)
+    new = [r for r in _kfp_runs() if r.info.run_id not in before]
+    assert len(new) == 1, f"expected one MLflow run for the KFP run, got {len(new)}"
+    return succeeded, run_dir, new[0]
+
+
+def test_rejected_run_skips_deploy_and_keeps_production(pipeline: Path, tmp_path: Path) -> None:
+    before = production_version()
+    succeeded, run_dir, run = _run(pipeline, tmp_path / "root", accuracy_threshold=1.0)
+    assert succeeded
+    assert executed_tasks(run_dir) == ASSET_TASKS - {"deployed-model"} | {"finish-mlflow-run"}
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"kfp-{run.data.tags['kfp_run_id']}"
+    assert run.data.tags["deploy_decision"] == "rejected"
+    assert production_version() == before
+
+
+def test_approved_run_matches_dagster_and_moves_production(
+    pipeline: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    before = production_version()
+    succeeded, run_dir, run = _run(pipeline, tmp_path / "root", accuracy_threshold=0.0)
+    assert succeeded
+    assert executed_tasks(run_dir) == ASSET_TASKS | {"finish-mlflow-run"}
+    assert run.info.status == "FINISHED"
+    # Every task logged into the one run: data params, training metrics, the registry tag.
+    assert {"data_source", "feature_rows", "n_samples_train", "accuracy_threshold"} <= set(
+        run.data.params
+    )
+    version = run.data.tags["registered_version"]
+    assert production_version() == version != before
+
+    # Same parameters in Dagster: identical features, equal metrics.
+    dagster = run_graph({"deploy_decision": {"accuracy_threshold": 0.0}})
+    assert dagster.success, failure_text(dagster)
+    pd.testing.assert_frame_equal(
+        read_value(run_dir / "features" / "features"),
+        read_value(data_dir / "assets" / "features.parquet"),
+    )
+    dagster_metrics = dagster.output_for_node("model")["metrics"]
+    kfp_metrics = read_value(run_dir / "model" / "model")["metrics"]
+    assert kfp_metrics == dagster_metrics
+    assert run.data.metrics["accuracy"] == pytest.approx(dagster_metrics["accuracy"])
+
+
+def test_failed_task_fails_the_mlflow_run_and_leaves_production(
+    pipeline: Path, tmp_path: Path
+) -> None:
+    before = production_version()
+    succeeded, run_dir, run = _run(
+        pipeline,
+        tmp_path / "root",
+        csv_path=str(tmp_path / "missing.csv"),
+        accuracy_threshold=0.0,
+    )
+    assert not succeeded
+    assert executed_tasks(run_dir) == {"finish-mlflow-run"}  # stock-data failed before output
+    assert not (run_dir / "stock-data" / "stock_data").exists()
+    assert run.info.status == "FAILED"
+    assert production_version() == before
+
+
+def test_another_graph_runs_under_kfp_local(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "fan_in.yaml"
+    assert export(path, "--module", "tests.graphs.fan_in").returncode == 0
+    succeeded, run_dir = run_yaml(path, tmp_path / "root", negate=True, scale=2.0)
+    assert succeeded
+    assert executed_tasks(run_dir) == {"left", "right", "combined", "summary"}
+    summary = read_value(run_dir / "summary" / "summary")
+    # left: 0, 2, 4, 6 (scale 2.0); right: 0, -10, -20 (negated)
+    assert summary == {"rows": 7, "total": -18.0}
