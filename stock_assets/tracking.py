@@ -6,16 +6,14 @@ import base64
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
-import skops.io as sio
 from dagster import MetadataValue
-from mlflow.models import infer_signature
 
-from stock_assets.core import plots
-from stock_assets.core.training import TrainingResult
+if TYPE_CHECKING:
+    from stock_assets.core.training import TrainingResult
 
 REGISTERED_MODEL_NAME = "stock-prediction"
 PRODUCTION_ALIAS = "production"
@@ -26,6 +24,10 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
 
     Returns the plots' paths (kept in a temporary folder) and the logged model's URI.
     """
+    from mlflow.models import infer_signature
+
+    from stock_assets.core import plots
+
     mlflow.set_tag("model_type", result.model_type)
     mlflow.log_params(
         {
@@ -81,6 +83,8 @@ def trusted_types(pipeline: Any) -> list[str]:
     Only types from scikit-learn and numpy are accepted; anything else is left untrusted, so
     loading fails loudly instead of executing unknown code.
     """
+    import skops.io as sio
+
     found = sio.get_untrusted_types(data=sio.dumps(pipeline))
     return [name for name in found if name.startswith(("sklearn.", "numpy."))]
 

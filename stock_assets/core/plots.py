@@ -19,7 +19,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 __all__ = [
     "confusion_matrix_png",
@@ -96,6 +95,8 @@ def roc_curve_png(
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC = 0.50)")
     if len(np.unique(y_true)) == 2:
+        from sklearn.metrics import roc_auc_score, roc_curve
+
         fpr, tpr, _ = roc_curve(y_true, y_score)
         auc = roc_auc_score(y_true, y_score)
         ax.plot(fpr, tpr, color="tab:blue", linewidth=2, label=f"model (AUC = {auc:.3f})")

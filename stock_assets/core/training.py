@@ -9,24 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used, to keep imports light
+    from sklearn.pipeline import Pipeline
 
 __all__ = [
     "DEFAULT_HYPERPARAMETERS",
@@ -103,6 +94,11 @@ def build_pipeline(
     random_state: int = DEFAULT_RANDOM_STATE,
 ) -> Pipeline:
     """Unfitted ``StandardScaler -> classifier`` pipeline (missing hyperparameters = defaults)."""
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     params = resolve_hyperparameters(model_type, hyperparameters)
     classifier: RandomForestClassifier | GradientBoostingClassifier | LogisticRegression
     if model_type == "random_forest":
@@ -187,6 +183,14 @@ def evaluate(
     ``roc_auc`` is included when ``y_score`` (probability of 1) is given and ``y_true`` has
     both classes.
     """
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
     metrics = {
@@ -265,6 +269,8 @@ def train_and_evaluate(
     Deterministic for the same inputs. Raises TrainingError for a bad configuration, missing
     columns, non-finite feature values, an empty split side or a single-class training target.
     """
+    from sklearn.metrics import confusion_matrix
+
     params = resolve_hyperparameters(model_type, hyperparameters)
     columns = list(feature_columns)
     _require_columns(features, columns)
