@@ -13,7 +13,7 @@ $(BIN)/python:
 # Reinstall whenever the pinned set or the project metadata changes.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'  # as in the Dockerfile, plus dev
 	touch $(STAMP)
 
 install: $(STAMP)
