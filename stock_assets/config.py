@@ -9,10 +9,13 @@ from __future__ import annotations
 import datetime as dt
 
 from dagster import Config
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from stock_assets.core.data import MIN_ROWS_PER_TICKER
-from stock_assets.core.training import MODEL_TYPES
+from stock_assets.core.selection import DEFAULT_CANDIDATES, SELECTION_METRICS, parse_candidates
+from stock_assets.core.training import DEFAULT_HYPERPARAMETERS, MODEL_TYPES, TrainingError
+
+HYPERPARAMETER_FIELDS = ("n_estimators", "max_depth", "learning_rate", "C", "max_iter")
 
 
 class StockDataConfig(Config):
@@ -73,10 +76,29 @@ class StockDataConfig(Config):
 
 
 class ModelConfig(Config):
-    """The classifier and its time-ordered evaluation; unset hyperparameters keep the seed's."""
+    """Which classifier: the best of the candidates (default) or one named type.
+
+    Candidates are compared by walk-forward validation on the training window only; the last
+    ``test_size`` of the dates stays untouched until the chosen model is evaluated on it.
+    """
 
     model_type: str = Field(
-        default="random_forest", description=f"One of {', '.join(MODEL_TYPES)}."
+        default="auto",
+        description=(
+            "'auto': compare the candidates and keep the best; or one of "
+            f"{', '.join(MODEL_TYPES)} to train only that type (with the overrides below)."
+        ),
+    )
+    candidates: list[str] = Field(
+        default=list(DEFAULT_CANDIDATES),
+        description="Candidates compared when model_type='auto', as 'type: name=value, ...'.",
+    )
+    selection_metric: str = Field(
+        default="accuracy",
+        description=f"Walk-forward metric picking the best: {', '.join(SELECTION_METRICS)}.",
+    )
+    cv_folds: int = Field(
+        default=3, description="Walk-forward (TimeSeriesSplit) folds over the training dates, >= 2."
     )
     test_size: float = Field(
         default=0.2, description="Share of the latest dates held out for testing, in (0, 1)."
@@ -92,17 +114,42 @@ class ModelConfig(Config):
     )
     C: float = Field(default=0.0, description="logistic inverse regularisation; 0: seed's 1.0.")
     max_iter: int = Field(default=0, description="logistic iterations; 0: seed's 1000.")
-    random_state: int = Field(default=42, description="Random state of the classifier.")
+    random_state: int = Field(default=42, description="Random state of the classifiers.")
 
     @field_validator("model_type")
     @classmethod
     def _known_model(cls, model_type: str) -> str:
-        if model_type not in MODEL_TYPES:
+        if model_type != "auto" and model_type not in MODEL_TYPES:
             raise ValueError(
                 f"model_type={model_type!r} is not supported; "
-                f"choose one of {', '.join(MODEL_TYPES)}"
+                f"choose 'auto' or one of {', '.join(MODEL_TYPES)}"
             )
         return model_type
+
+    @field_validator("candidates")
+    @classmethod
+    def _parseable_candidates(cls, candidates: list[str]) -> list[str]:
+        try:
+            parse_candidates(candidates)
+        except TrainingError as error:
+            raise ValueError(str(error)) from error
+        return candidates
+
+    @field_validator("selection_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in SELECTION_METRICS:
+            raise ValueError(
+                f"selection_metric={metric!r}; choose one of {', '.join(SELECTION_METRICS)}"
+            )
+        return metric
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _enough_folds(cls, folds: int) -> int:
+        if folds < 2:
+            raise ValueError(f"cv_folds={folds} must be at least 2")
+        return folds
 
     @field_validator("test_size")
     @classmethod
@@ -118,21 +165,32 @@ class ModelConfig(Config):
             raise ValueError(f"must be >= 0 (0 keeps the seed's default), got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _overrides_need_a_type(self) -> ModelConfig:
+        if self.model_type == "auto":
+            set_fields = [name for name in HYPERPARAMETER_FIELDS if getattr(self, name)]
+            if set_fields:
+                raise ValueError(
+                    f"{', '.join(set_fields)} apply only when model_type names one type; with "
+                    "model_type='auto' the candidates list sets the hyperparameters"
+                )
+        return self
+
     def hyperparameter_overrides(self) -> dict[str, float | int]:
-        """The hyperparameters set explicitly (non-zero) for this model type."""
-        names = {
-            "random_forest": ("n_estimators", "max_depth"),
-            "gradient_boosting": ("n_estimators", "max_depth", "learning_rate"),
-            "logistic": ("C", "max_iter"),
-        }[self.model_type]
-        return {name: getattr(self, name) for name in names if getattr(self, name)}
+        """The hyperparameters set explicitly (non-zero) that this model type accepts."""
+        accepted = DEFAULT_HYPERPARAMETERS.get(self.model_type, {})
+        return {name: getattr(self, name) for name in accepted if getattr(self, name)}
 
 
 class DeployDecisionConfig(Config):
-    """The deploy gate."""
+    """The deploy gate: the threshold, then champion/challenger against production."""
 
     accuracy_threshold: float = Field(
         default=0.55, description="Minimum test accuracy to deploy, in [0, 1]."
+    )
+    challenge_production: bool = Field(
+        default=True,
+        description="Also require beating the production model on the same test window.",
     )
 
     @field_validator("accuracy_threshold")

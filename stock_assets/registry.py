@@ -1,37 +1,230 @@
-"""The MLflow model registry: register a version and point the ``production`` alias at it."""
+"""The MLflow model registry, the modern way: aliases and tags instead of deprecated stages.
+
+How the seed's stages map:
+
+=============  =====================================================================
+seed stage     here
+=============  =====================================================================
+None           every trained model is a new version, tagged ``stage=none``
+Staging        alias ``staging`` (+ tag ``stage=staging``): passed checks and threshold
+Production     alias ``production`` (+ tag ``stage=production``): approved and promoted
+Archived       tag ``stage=archived`` on the version that lost ``production``
+=============  =====================================================================
+
+The registered model's tag ``production_history`` lists the versions that held production, so
+``rollback`` knows where to go. Run ``python -m stock_assets.registry --help`` for the CLI.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from typing import Any
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from stock_assets.tracking import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
+REGISTERED_MODEL_NAME = "stock-prediction"
+PRODUCTION_ALIAS = "production"
+STAGING_ALIAS = "staging"
+STAGE_TAG = "stage"
+HISTORY_TAG = "production_history"
+
+
+class RegistryError(ValueError):
+    """A registry action that cannot be done, with what to do instead."""
 
 
 def production_version(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> str | None:
     """The version the ``production`` alias points at, or None."""
+    return _alias_version(client, name, PRODUCTION_ALIAS)
+
+
+def register_version(
+    client: MlflowClient,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, Any],
+    name: str = REGISTERED_MODEL_NAME,
+) -> str:
+    """Register a trained model as a new version (the seed's stage None)."""
     try:
-        return str(client.get_model_version_by_alias(name, PRODUCTION_ALIAS).version)
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description="Next-day direction classifier from the stock_assets graph."
+        )
+    version = client.create_model_version(
+        name,
+        model_uri,
+        run_id=run_id,
+        tags={STAGE_TAG: "none", **{k: str(v) for k, v in tags.items()}},
+    )
+    return str(version.version)
+
+
+def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> None:
+    """Point ``staging`` at a version that passed the checks and the threshold."""
+    _require_version(client, name, version)
+    client.set_registered_model_alias(name, STAGING_ALIAS, version)
+    if _stage(client, name, version) == "none":
+        client.set_model_version_tag(name, version, STAGE_TAG, "staging")
+
+
+def promote(
+    client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME
+) -> dict[str, Any]:
+    """Move ``production`` to ``version``; the version that loses it is tagged archived.
+
+    Promoting the version already in production changes nothing.
+    """
+    _require_version(client, name, version)
+    previous = production_version(client, name)
+    if previous != version:
+        client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
+        client.set_model_version_tag(name, version, STAGE_TAG, "production")
+        if previous is not None:
+            client.set_model_version_tag(name, previous, STAGE_TAG, "archived")
+        history = [v for v in _history(client, name) if v != version] + [version]
+        client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    return {
+        "name": name,
+        "version": version,
+        "alias": PRODUCTION_ALIAS,
+        "previous_production_version": previous,
+        "changed": previous != version,
+        "model_uri": f"models:/{name}@{PRODUCTION_ALIAS}",
+    }
+
+
+def rollback(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
+    """Point ``production`` back at the version that held it before the current one."""
+    current = production_version(client, name)
+    history = _history(client, name)
+    if current is None:
+        raise RegistryError(f"{name} has no production version; nothing to roll back")
+    earlier = history[: history.index(current)] if current in history else history
+    if not earlier:
+        raise RegistryError(
+            f"version {current} of {name} is the first production version; "
+            "there is no earlier one to roll back to"
+        )
+    target = earlier[-1]
+    client.set_registered_model_alias(name, PRODUCTION_ALIAS, target)
+    client.set_model_version_tag(name, target, STAGE_TAG, "production")
+    client.set_model_version_tag(name, current, STAGE_TAG, "archived")
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join([*earlier, current][:-1]))
+    return {"name": name, "version": target, "rolled_back_from": current}
+
+
+def list_versions(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> list[dict[str, Any]]:
+    """Every version, newest first, with its aliases, stage tag and test metrics."""
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        raise RegistryError(
+            f"no registered model {name!r} in this tracking store; run the pipeline first"
+        ) from error
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
+                "stage": mv.tags.get(STAGE_TAG, ""),
+                "model_type": mv.tags.get("model_type", ""),
+                "accuracy": mv.tags.get("accuracy", ""),
+                "run_id": mv.run_id or "",
+                "created": mv.creation_timestamp,
+            }
+        )
+    return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
-def promote(
-    model_uri: str, tags: dict[str, Any], name: str = REGISTERED_MODEL_NAME
-) -> dict[str, Any]:
-    """Register ``model_uri`` as a new version and move ``production`` to it."""
+def _require_version(client: MlflowClient, name: str, version: str) -> None:
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        existing = sorted(
+            (int(mv.version) for mv in client.search_model_versions(f"name = '{name}'")),
+        )
+        raise RegistryError(
+            f"version {version!r} of {name} does not exist; existing versions: "
+            f"{', '.join(map(str, existing)) or 'none'}"
+        ) from None
+
+
+def _stage(client: MlflowClient, name: str, version: str) -> str:
+    return client.get_model_version(name, version).tags.get(STAGE_TAG, "")
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException:
+        return []
+    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stock_assets.registry list | promote N | rollback``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stock_assets.registry",
+        description=(
+            f"Inspect and move the '{REGISTERED_MODEL_NAME}' registry aliases. Uses "
+            "MLFLOW_TRACKING_URI, else the project's local store."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="versions with their aliases, stage and accuracy")
+    promote_parser = commands.add_parser("promote", help="point production at VERSION")
+    promote_parser.add_argument("version", help="registry version number")
+    commands.add_parser("rollback", help="point production back at the previous version")
+    args = parser.parse_args(argv)
+
+    import mlflow
+
+    from stock_assets.paths import default_tracking_uri
+
+    mlflow.set_tracking_uri(default_tracking_uri())
     client = MlflowClient()
-    previous = production_version(client, name)
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
-    client.set_registered_model_alias(name, PRODUCTION_ALIAS, version.version)
-    return {
-        "name": name,
-        "version": str(version.version),
-        "alias": PRODUCTION_ALIAS,
-        "previous_production_version": previous,
-        "model_uri": f"models:/{name}@{PRODUCTION_ALIAS}",
-        "source": model_uri,
-    }
+    try:
+        if args.command == "list":
+            rows = list_versions(client)
+            header = f"{'version':>7}  {'aliases':<20} {'stage':<11} {'model_type':<18} accuracy"
+            print(header)
+            for r in rows:
+                print(
+                    f"{r['version']:>7}  {r['aliases']:<20} {r['stage']:<11} "
+                    f"{r['model_type']:<18} {r['accuracy']}"
+                )
+        elif args.command == "promote":
+            done = promote(client, args.version)
+            if done["changed"]:
+                print(
+                    f"production: version {done['version']} "
+                    f"(was {done['previous_production_version']})"
+                )
+            else:
+                print(f"production already points at version {done['version']}; nothing changed")
+        else:
+            done = rollback(client)
+            print(f"production: version {done['version']} (was {done['rolled_back_from']})")
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,11 +12,10 @@ import mlflow
 import pandas as pd
 from dagster import MetadataValue
 
+from stock_assets.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
+
 if TYPE_CHECKING:
     from stock_assets.core.training import TrainingResult
-
-REGISTERED_MODEL_NAME = "stock-prediction"
-PRODUCTION_ALIAS = "production"
 
 
 def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[str, Any]:
@@ -75,6 +74,46 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         skops_trusted_types=trusted_types(result.pipeline),
     )
     return {"figures": figures, "model_uri": model_info.model_uri}
+
+
+__all__ = [
+    "PRODUCTION_ALIAS",
+    "REGISTERED_MODEL_NAME",
+    "log_comparison",
+    "log_training",
+    "png_markdown",
+    "run_link",
+]
+
+
+def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
+    """One nested run per candidate, plus the comparison table and chart on the parent run."""
+    from stock_assets.core import plots
+
+    for row in table.to_dict("records"):
+        with mlflow.start_run(run_name=row["candidate"], nested=True):
+            mlflow.set_tags({"candidate_rank": row["rank"], "model_type": row["model_type"]})
+            mlflow.log_params({"candidate": row["candidate"], "cv_folds": folds})
+            mlflow.log_metrics(
+                {f"cv_{k}": v for k, v in row.items() if k.endswith(("_mean", "_std"))}
+            )
+    out = Path(tempfile.mkdtemp(prefix="stock-assets-comparison-"))
+    table.to_csv(out / "comparison.csv", index=False)
+    chart = plots.scores_bar_png(
+        table.set_index("candidate")[f"{metric}_mean"],
+        out / "comparison.png",
+        metric=metric,
+        baseline=float(table["baseline_accuracy_mean"].iloc[0]) if metric == "accuracy" else None,
+    )
+    mlflow.log_artifacts(str(out), artifact_path="comparison")
+    mlflow.log_params(
+        {
+            "selection_metric": metric,
+            "cv_folds": folds,
+            "best_candidate": table["candidate"].iloc[0],
+        }
+    )
+    return {"table": out / "comparison.csv", "chart": chart}
 
 
 def trusted_types(pipeline: Any) -> list[str]:

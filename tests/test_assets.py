@@ -55,7 +55,8 @@ def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deploye
     result, _ = deployed
     run = mlflow_run_for(result)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["model_type"] == "random_forest"
+    best = run.data.params["best_candidate"]
+    assert best.startswith(run.data.tags["model_type"] + ":")
     assert run.data.tags["environment"] == "development"
     assert run.data.tags["author"]
     params = run.data.params
@@ -67,7 +68,9 @@ def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deploye
     )
     assert params["n_features"] == "22"
     assert int(params["n_samples_train"]) > int(params["n_samples_test"]) > 0
-    assert (params["hp_n_estimators"], params["hp_max_depth"]) == ("100", "10")
+    for pair in best.split(":", 1)[1].split(","):  # the chosen candidate's hyperparameters
+        name, value = pair.strip().split("=")
+        assert params[f"hp_{name}"] == value
     metrics = run.data.metrics
     for name in ("accuracy", "precision", "recall", "f1", "baseline_accuracy"):
         assert 0.0 <= metrics[name] <= 1.0
@@ -84,11 +87,46 @@ def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deploye
     matrix = np.array(json.loads(Path(local).read_text())["matrix"])
     assert matrix.sum() == int(params["n_samples_test"])
 
+    assert {"comparison/comparison.csv", "comparison/comparison.png"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "comparison")
+    }
     model_value = result.output_for_node("model")
     info = mlflow.models.get_model_info(model_value["model_uri"])
     assert [c.name for c in info.signature.inputs.inputs] == FEATURE_COLUMNS
     assert info.saved_input_example_info is not None
     assert model_value["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> None:
+    result, _ = deployed
+    parent = mlflow_run_for(result)
+    children = mlflow.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    assert len(children) == 7  # the seed's seven configurations
+    ranks = {c.data.params["candidate"]: int(c.data.tags["candidate_rank"]) for c in children}
+    assert sorted(ranks.values()) == list(range(1, 8))
+    best = min(ranks, key=ranks.get)
+    assert parent.data.params["best_candidate"] == best
+    scores = {c.data.params["candidate"]: c.data.metrics["cv_accuracy_mean"] for c in children}
+    assert scores[best] == max(scores.values())
+    comparison = result.asset_materializations_for_node("model")[0].metadata["comparison"]
+    assert best in comparison.value and "data:image/png;base64," in comparison.value
+    # Validation never used the test window: the model's test dates come after all of it.
+    model_value = result.output_for_node("model")
+    assert parent.data.params["train_window"].split("..")[1] < model_value["test_window"][0]
+
+
+def test_registry_versions_stages_and_aliases(deployed) -> None:
+    result, _ = deployed
+    client = mlflow.MlflowClient()
+    version = result.output_for_node("model")["registered_version"]
+    model_version = client.get_model_version("stock-prediction", version)
+    assert model_version.tags["stage"] == "production"
+    aliases = client.get_registered_model("stock-prediction").aliases
+    assert aliases["production"] == aliases["staging"] == int(version)
 
 
 def test_production_alias_loads_and_predicts(deployed) -> None:

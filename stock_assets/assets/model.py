@@ -1,14 +1,17 @@
-"""The ``model`` asset: a scikit-learn pipeline on a time-ordered split, logged to MLflow."""
+"""The ``model`` asset: compare candidates, train the best, test it on the held-out window."""
 
 from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+from mlflow import MlflowClient
 
 from stock_assets.config import ModelConfig
 from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.selection import Candidate, compare_candidates, parse_candidates
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
-from stock_assets.tracking import log_training, png_markdown, run_link
+from stock_assets.registry import register_version
+from stock_assets.tracking import log_comparison, log_training, png_markdown, run_link
 
 
 @asset(
@@ -16,61 +19,110 @@ from stock_assets.tracking import log_training, png_markdown, run_link
     kinds={"scikit-learn", "mlflow"},
     required_resource_keys={"mlflow"},
     metadata={"kfp/metrics": "metrics"},
+    op_tags={
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "1", "memory": "1Gi"},
+                    "limits": {"memory": "4Gi"},
+                }
+            }
+        }
+    },
     description=(
-        "StandardScaler + classifier trained on the earliest dates and tested on the latest "
-        "`test_size` of them; metrics, plots and the model are logged to MLflow."
+        "The classifier. Candidates are compared by walk-forward validation on the training "
+        "dates; the best is refit and tested on the latest `test_size` of the dates, logged to "
+        "MLflow and registered as a new version."
     ),
 )
 def model(
     context: AssetExecutionContext, config: ModelConfig, features: pd.DataFrame
 ) -> Output[dict[str, Any]]:
-    """Train, evaluate against the majority-class baseline, and log everything to MLflow."""
-    overrides = config.hyperparameter_overrides()
+    """Choose, train, evaluate against the majority-class baseline, log and register."""
+    mlflow = context.resources.mlflow
+    metadata: dict[str, Any] = {}
     try:
+        train_rows, _ = time_split(features, config.test_size)
+        if config.model_type == "auto":
+            table = compare_candidates(
+                train_rows,
+                parse_candidates(config.candidates),
+                cv_folds=config.cv_folds,
+                selection_metric=config.selection_metric,
+                random_state=config.random_state,
+            )
+            chosen = parse_candidates([table["candidate"].iloc[0]])[0]
+        else:
+            table = None
+            chosen = Candidate(config.model_type, config.hyperparameter_overrides())
         result = train_and_evaluate(
             features,
-            model_type=config.model_type,
-            hyperparameters=overrides,
+            model_type=chosen.model_type,
+            hyperparameters=chosen.hyperparameters,
             test_size=config.test_size,
             random_state=config.random_state,
         )
     except TrainingError as error:
         raise Failure(description=str(error)) from error
 
-    mlflow = context.resources.mlflow
-    train_rows, _ = time_split(features, config.test_size)
-    logged = log_training(result, train_rows[FEATURE_COLUMNS].head(50))
+    if table is not None:
+        logged_comparison = log_comparison(table, config.cv_folds, config.selection_metric)
+        metric = config.selection_metric
+        shown = table[["rank", "candidate", f"{metric}_mean", f"{metric}_std"]]
+        metadata["comparison"] = MetadataValue.md(
+            shown.to_markdown(index=False, floatfmt=".4f")
+            + "\n\n"
+            + png_markdown(logged_comparison["chart"], "candidate scores")
+        )
+        metadata["selection"] = (
+            f"best of {len(table)} by walk-forward {metric} ({config.cv_folds} folds, "
+            "training dates only)"
+        )
+    logged = log_training(result, train_rows[FEATURE_COLUMNS].head(5))
     metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
+    version = register_version(
+        MlflowClient(),
+        logged["model_uri"],
+        mlflow.run_id,
+        tags={"accuracy": metrics["accuracy"], "model_type": result.model_type},
+    )
+    mlflow.set_tag("registered_version", version)
     trained = {
         "pipeline": result.pipeline,
         "model_type": result.model_type,
         "hyperparameters": result.hyperparameters,
         "feature_columns": list(result.feature_columns),
         "metrics": metrics,
+        "test_size": config.test_size,
         "test_window": [f"{d:%Y-%m-%d}" for d in result.test_dates],
         "model_uri": logged["model_uri"],
+        "registered_version": version,
         "mlflow_run_id": mlflow.run_id,
     }
-    importances = result.feature_importances
-    metadata: dict[str, Any] = {
-        **{name: MetadataValue.float(value) for name, value in metrics.items()},
-        "model_type": result.model_type,
-        "hyperparameters": MetadataValue.json(result.hyperparameters),
-        "n_samples_train": result.n_train,
-        "n_samples_test": result.n_test,
-        "test_window": " to ".join(trained["test_window"]),
-        "mlflow_run": run_link(mlflow.run_id),
-        "model_uri": logged["model_uri"],
-        "confusion_matrix": MetadataValue.md(
-            png_markdown(logged["figures"]["confusion_matrix"], "confusion matrix")
-        ),
-    }
-    if importances is not None:
+    metadata.update(
+        {
+            **{name: MetadataValue.float(value) for name, value in metrics.items()},
+            "model_type": result.model_type,
+            "hyperparameters": MetadataValue.json(result.hyperparameters),
+            "n_samples_train": result.n_train,
+            "n_samples_test": result.n_test,
+            "test_window": " to ".join(trained["test_window"]),
+            "registered_version": version,
+            "mlflow_run": run_link(mlflow.run_id),
+            "plots": MetadataValue.md(
+                "\n\n".join(png_markdown(path, name) for name, path in logged["figures"].items())
+            ),
+        }
+    )
+    if result.feature_importances is not None:
         metadata["top_features"] = MetadataValue.md(
-            importances.head(10).rename("importance").to_frame().to_markdown(floatfmt=".4f")
+            result.feature_importances.head(10)
+            .rename("importance")
+            .to_frame()
+            .to_markdown(floatfmt=".4f")
         )
     context.log.info(
-        f"{result.model_type}: accuracy {metrics['accuracy']:.4f} "
-        f"(always-majority baseline {metrics['baseline_accuracy']:.4f})"
+        f"{chosen.label}: test accuracy {metrics['accuracy']:.4f} "
+        f"(always-majority baseline {metrics['baseline_accuracy']:.4f}), version {version}"
     )
     return Output(trained, metadata=metadata)

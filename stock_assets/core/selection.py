@@ -1,0 +1,180 @@
+"""Choosing among candidate models without touching the final test window.
+
+Candidates are short strings a person can read and edit in the Dagster launchpad or the KFP UI,
+``"random_forest: n_estimators=50, max_depth=5"``. Each is scored by walk-forward validation
+(scikit-learn's ``TimeSeriesSplit`` over the distinct dates of the *training* window): fit on
+the earlier dates, score on the next block, several times. The final test window is never seen
+here; it judges only the chosen model, later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.core.training import (
+    DEFAULT_RANDOM_STATE,
+    MODEL_TYPES,
+    TrainingError,
+    build_pipeline,
+    evaluate,
+    majority_class,
+    resolve_hyperparameters,
+)
+
+#: The seed's ``compare_models`` grid.
+DEFAULT_CANDIDATES = [
+    "random_forest: n_estimators=50, max_depth=5",
+    "random_forest: n_estimators=100, max_depth=10",
+    "random_forest: n_estimators=200, max_depth=15",
+    "gradient_boosting: n_estimators=100, learning_rate=0.1",
+    "gradient_boosting: n_estimators=100, learning_rate=0.05",
+    "logistic: C=0.1, max_iter=1000",
+    "logistic: C=1.0, max_iter=1000",
+]
+SELECTION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model configuration to compare."""
+
+    model_type: str
+    hyperparameters: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items())
+        return f"{self.model_type}: {params}" if params else self.model_type
+
+
+def parse_candidate(spec: str) -> Candidate:
+    """``"logistic: C=0.1, max_iter=1000"`` → Candidate; unset hyperparameters keep the seed's."""
+    model_type, _, rest = spec.partition(":")
+    model_type = model_type.strip()
+    overrides: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        name, equals, raw = item.partition("=")
+        if not equals or not name.strip() or not raw.strip():
+            raise TrainingError(
+                f"candidate {spec!r}: {item!r} is not name=value; expected e.g. "
+                "'random_forest: n_estimators=50, max_depth=5'"
+            )
+        overrides[name.strip()] = _number(raw.strip(), spec)
+    try:
+        resolved = resolve_hyperparameters(model_type, overrides)
+    except TrainingError as error:
+        raise TrainingError(f"candidate {spec!r}: {error}") from error
+    return Candidate(model_type, resolved)
+
+
+def parse_candidates(specs: Sequence[str]) -> list[Candidate]:
+    """Parse every spec; an empty list or a duplicate is an error."""
+    if not specs:
+        raise TrainingError(f"candidates is empty; list at least one of {', '.join(MODEL_TYPES)}")
+    parsed = [parse_candidate(spec) for spec in specs]
+    labels = [c.label for c in parsed]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise TrainingError(f"candidates has duplicates: {duplicates}")
+    return parsed
+
+
+def walk_forward_folds(
+    train_rows: pd.DataFrame, n_splits: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``TimeSeriesSplit`` over distinct dates: (fit rows, validation rows) index arrays."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    dates = np.sort(train_rows["Date"].unique())
+    if len(dates) < n_splits + 1:
+        raise TrainingError(
+            f"walk-forward validation with cv_folds={n_splits} needs at least {n_splits + 1} "
+            f"training dates, got {len(dates)}; lower cv_folds or provide more history"
+        )
+    row_dates = train_rows["Date"].to_numpy()
+    folds = []
+    for fit_idx, val_idx in TimeSeriesSplit(n_splits=n_splits).split(dates):
+        fit_rows = np.flatnonzero(np.isin(row_dates, dates[fit_idx]))
+        val_rows = np.flatnonzero(np.isin(row_dates, dates[val_idx]))
+        folds.append((fit_rows, val_rows))
+    return folds
+
+
+def compare_candidates(
+    train_rows: pd.DataFrame,
+    candidates: Sequence[Candidate],
+    cv_folds: int = 3,
+    selection_metric: str = "accuracy",
+    random_state: int = DEFAULT_RANDOM_STATE,
+    feature_columns: Sequence[str] = FEATURE_COLUMNS,
+    n_jobs: int = 2,
+) -> pd.DataFrame:
+    """Walk-forward scores per candidate: one row each, ``<metric>_mean``/``_std``, ranked.
+
+    The row with ``rank == 1`` is the best by ``selection_metric`` (ties: first listed wins).
+    """
+    if selection_metric not in SELECTION_METRICS:
+        raise TrainingError(
+            f"selection_metric={selection_metric!r}; choose one of {', '.join(SELECTION_METRICS)}"
+        )
+    columns = list(feature_columns)
+    X = train_rows[columns].to_numpy(dtype="float64")
+    y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
+    folds = walk_forward_folds(train_rows, cv_folds)
+    for fit_idx, _ in folds:
+        if len(np.unique(y[fit_idx])) < 2:
+            raise TrainingError(
+                "a walk-forward fold's training target has a single class; "
+                "lower cv_folds or provide more history"
+            )
+
+    def score(candidate: Candidate, fit_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, float]:
+        pipeline = build_pipeline(candidate.model_type, candidate.hyperparameters, random_state)
+        pipeline.fit(pd.DataFrame(X[fit_idx], columns=columns), y[fit_idx])
+        X_val = pd.DataFrame(X[val_idx], columns=columns)
+        proba = pipeline.predict_proba(X_val)[:, list(pipeline.classes_).index(1)]
+        baseline = majority_class(y[fit_idx])
+        return evaluate(y[val_idx], pipeline.predict(X_val), proba, baseline_class=baseline)
+
+    # scikit-learn's tree and linear fits release the GIL: threads use both cores, and each fit
+    # has its own random_state, so the scores do not depend on the scheduling.
+    jobs = [(c, fit_idx, val_idx) for c in candidates for fit_idx, val_idx in folds]
+    scores = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(score)(*job) for job in jobs)
+    rows = []
+    for order, candidate in enumerate(candidates):
+        folds_frame = pd.DataFrame(scores[order * len(folds) : (order + 1) * len(folds)])
+        row: dict[str, Any] = {
+            "candidate": candidate.label,
+            "model_type": candidate.model_type,
+            "order": order,
+        }
+        for metric in [*SELECTION_METRICS, "baseline_accuracy"]:
+            if metric in folds_frame:
+                row[f"{metric}_mean"] = float(folds_frame[metric].mean())
+                row[f"{metric}_std"] = float(folds_frame[metric].std(ddof=0))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    key = f"{selection_metric}_mean"
+    if key not in table:
+        raise TrainingError(f"no candidate produced {selection_metric!r} on the validation folds")
+    ranked = table.sort_values([key, "order"], ascending=[False, True], kind="stable")
+    table["rank"] = 0
+    table.loc[ranked.index, "rank"] = np.arange(1, len(table) + 1)
+    return table.drop(columns="order").sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def _number(raw: str, spec: str) -> int | float:
+    try:
+        return int(raw)
+    except ValueError:
+        try:
+            return float(raw)
+        except ValueError:
+            raise TrainingError(f"candidate {spec!r}: {raw!r} is not a number") from None

@@ -1,0 +1,159 @@
+"""Serve the production model over HTTP with ``mlflow models serve``.
+
+Run: ``python -m stock_assets.serving [--port 5002] [--host 127.0.0.1] [--workers N]``.
+It serves ``models:/stock-prediction@production`` from the project's tracking store
+(``MLFLOW_TRACKING_URI``, else the SQLite store in the data directory), in this Python
+environment (``--env-manager local``). Before starting, it checks that the alias exists and,
+if not, says how to get a production model and exits with code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from stock_assets.paths import default_tracking_uri
+from stock_assets.tracking import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
+
+MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5002
+
+DEPLOY_COMMAND = (
+    "dagster asset materialize --select '*' -m stock_assets.definitions --config-json "
+    '\'{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}\''
+)
+PROMOTE_COMMAND = "python -m stock_assets.registry promote N"
+
+
+def build_serve_command(
+    host: str,
+    port: int,
+    tracking_uri: str,
+    *,
+    workers: int | None = None,
+    python: str | None = None,
+    bin_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The ``mlflow models serve`` argv and environment for serving the production model.
+
+    ``python`` and ``bin_dir`` default to this interpreter and its scripts directory (where
+    ``uvicorn`` lives; mlflow finds it on PATH), ``environ`` to ``os.environ``; given all
+    three, the result depends only on the arguments.
+    """
+    python = python or sys.executable
+    bin_dir = bin_dir or sysconfig.get_path("scripts")
+    env = dict(os.environ if environ is None else environ)
+    path = env.get("PATH")
+    env["PATH"] = f"{bin_dir}{os.pathsep}{path}" if path else bin_dir
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    argv = [
+        python,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        MODEL_URI,
+        "--env-manager",
+        "local",
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    return argv, env
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, or None for any other URI."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+
+
+def missing_model_reason(tracking_uri: str) -> str | None:
+    """Why the production model cannot be served from ``tracking_uri``, or None if it can."""
+    database = sqlite_path(tracking_uri)
+    if database is not None and not database.exists():
+        # Opening a missing SQLite store would create it; nothing can be registered there yet.
+        return f"there is no MLflow store yet at {database}"
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from stock_assets.registry import production_version
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if production_version(client) is not None:
+        return None
+    try:
+        versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+    except MlflowException as error:
+        return f"the registry could not be read: {error.message}"
+    if not versions:
+        return f"no model named {REGISTERED_MODEL_NAME!r} is registered"
+    numbers = ", ".join(sorted((str(v.version) for v in versions), key=int))
+    return (
+        f"{REGISTERED_MODEL_NAME!r} has version(s) {numbers} but none carries the alias "
+        f"{PRODUCTION_ALIAS!r}"
+    )
+
+
+def missing_model_message(tracking_uri: str, reason: str) -> str:
+    """The error printed when there is no production model to serve."""
+    return (
+        f"error: no production model to serve: registered model {REGISTERED_MODEL_NAME!r} "
+        f"with alias {PRODUCTION_ALIAS!r} ({MODEL_URI}) was not found in the MLflow tracking "
+        f"store {tracking_uri}: {reason}.\n"
+        "Train and deploy a model first, e.g. run the whole pipeline with "
+        "accuracy_threshold=0 so that it is always promoted:\n"
+        f"  {DEPLOY_COMMAND}\n"
+        "or point the alias at an existing registered version N:\n"
+        f"  {PROMOTE_COMMAND}\n"
+        "(Both use the same store: MLFLOW_TRACKING_URI if set, else the SQLite store in the "
+        "data directory, STOCK_ASSETS_DATA_DIR or ./data.)"
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stock_assets.serving", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="uvicorn workers (default: mlflow's, 1)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Check that the production alias exists, then replace this process with the server."""
+    args = parse_args(argv)
+    tracking_uri = default_tracking_uri()
+    reason = missing_model_reason(tracking_uri)
+    if reason is not None:
+        print(missing_model_message(tracking_uri, reason), file=sys.stderr)
+        sys.exit(1)
+    command, env = build_serve_command(args.host, args.port, tracking_uri, workers=args.workers)
+    print(
+        f"serving {MODEL_URI} from {tracking_uri} on http://{args.host}:{args.port} "
+        "(POST /invocations, GET /ping)",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()

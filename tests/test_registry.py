@@ -1,0 +1,91 @@
+"""The registry command line on a real MLflow store: list, promote, roll back, bad versions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+from stock_assets.registry import promote, register_version
+from tests.conftest import PROJECT_ROOT, env_for_subprocess
+
+
+@pytest.fixture(scope="module")
+def versions(mlflow_store: str) -> list[str]:
+    """Three registered versions of small real models, the first in production."""
+    client = MlflowClient()
+    experiment = mlflow.set_experiment("registry-cli-test")
+    made = []
+    for c in (0.1, 1.0, 10.0):
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            model = LogisticRegression(C=c).fit(np.array([[0.0], [1.0]]), [0, 1])
+            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+            made.append(
+                register_version(client, info.model_uri, run.info.run_id, {"accuracy": c / 10})
+            )
+    promote(client, made[0])
+    return made
+
+
+def cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stock_assets.registry", *args],
+        cwd=PROJECT_ROOT,
+        env=env_for_subprocess(MLFLOW_TRACKING_URI=store),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _aliases() -> dict[str, int]:
+    return dict(MlflowClient().get_registered_model("stock-prediction").aliases)
+
+
+def test_promote_archives_the_old_version_and_is_safe_to_repeat(mlflow_store, versions) -> None:
+    first, second, _ = versions
+    done = cli(mlflow_store, "promote", second)
+    assert done.returncode == 0, done.stderr
+    assert f"production: version {second} (was {first})" in done.stdout
+    assert _aliases()["production"] == int(second)
+    client = MlflowClient()
+    assert client.get_model_version("stock-prediction", first).tags["stage"] == "archived"
+    assert client.get_model_version("stock-prediction", second).tags["stage"] == "production"
+    again = cli(mlflow_store, "promote", second)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert _aliases()["production"] == int(second)
+
+    listing = cli(mlflow_store, "list")
+    assert listing.returncode == 0, listing.stderr
+    lines = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert "production" in lines[second] and "archived" in lines[first]
+    assert lines[versions[2]].split()[1] == "none"
+
+
+def test_rollback_walks_back_then_says_there_is_nothing_left(mlflow_store, versions) -> None:
+    first, second, third = versions
+    assert cli(mlflow_store, "promote", third).returncode == 0
+    back = cli(mlflow_store, "rollback")
+    assert back.returncode == 0, back.stderr
+    assert _aliases()["production"] == int(second)
+    assert MlflowClient().get_model_version("stock-prediction", third).tags["stage"] == "archived"
+    assert cli(mlflow_store, "rollback").returncode == 0
+    assert _aliases()["production"] == int(first)
+    last = cli(mlflow_store, "rollback")
+    assert last.returncode == 2
+    assert "no earlier one to roll back to" in last.stderr
+    assert _aliases()["production"] == int(first)
+
+
+def test_bad_version_is_a_clear_error_and_changes_nothing(mlflow_store, versions) -> None:
+    before = _aliases()
+    done = cli(mlflow_store, "promote", "99")
+    assert done.returncode == 2
+    assert "version '99' of stock-prediction does not exist" in done.stderr
+    assert ", ".join(versions) in done.stderr
+    assert _aliases() == before

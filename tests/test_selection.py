@@ -1,0 +1,83 @@
+"""Candidate parsing and walk-forward selection, as plain functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_assets.core.data import generate_gbm
+from stock_assets.core.features import compute_features
+from stock_assets.core.selection import (
+    DEFAULT_CANDIDATES,
+    compare_candidates,
+    parse_candidate,
+    parse_candidates,
+    walk_forward_folds,
+)
+from stock_assets.core.training import TrainingError, time_split
+
+
+@pytest.fixture(scope="module")
+def train_rows() -> pd.DataFrame:
+    train, _ = time_split(compute_features(generate_gbm(days=300, tickers=["A", "B"])), 0.2)
+    return train
+
+
+def test_seed_grid_parses_with_seed_defaults_filled_in() -> None:
+    parsed = parse_candidates(DEFAULT_CANDIDATES)
+    assert [c.model_type for c in parsed] == ["random_forest"] * 3 + ["gradient_boosting"] * 2 + [
+        "logistic"
+    ] * 2
+    assert parsed[3].hyperparameters == {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1}
+    assert parse_candidate("logistic").hyperparameters == {"C": 1.0, "max_iter": 1000}
+    assert parse_candidate(parsed[0].label) == parsed[0]  # labels round-trip
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("svm: C=1", "random_forest, gradient_boosting, logistic"),
+        ("logistic: n_estimators=5", "n_estimators"),
+        ("random_forest: max_depth", "name=value"),
+        ("random_forest: max_depth=deep", "not a number"),
+    ],
+)
+def test_bad_candidate_names_the_problem(spec: str, fragment: str) -> None:
+    with pytest.raises(TrainingError, match="candidate") as error:
+        parse_candidate(spec)
+    assert fragment in str(error.value)
+
+
+def test_empty_or_duplicate_candidates_are_errors() -> None:
+    with pytest.raises(TrainingError, match="empty"):
+        parse_candidates([])
+    with pytest.raises(TrainingError, match="duplicates"):
+        parse_candidates(["logistic", "logistic: C=1.0"])
+
+
+def test_folds_move_forward_by_whole_dates(train_rows: pd.DataFrame) -> None:
+    folds = walk_forward_folds(train_rows, 3)
+    assert len(folds) == 3
+    dates = train_rows["Date"].to_numpy()
+    for fit_idx, val_idx in folds:
+        assert dates[fit_idx].max() < dates[val_idx].min()
+        # both tickers of a date land on the same side
+        assert not set(dates[fit_idx]) & set(dates[val_idx])
+    sizes = [len(fit) for fit, _ in folds]
+    assert sizes == sorted(sizes)
+
+
+def test_ranking_is_by_the_metric_and_reproducible(train_rows: pd.DataFrame) -> None:
+    candidates = parse_candidates(["logistic: C=0.1", "random_forest: n_estimators=20"])
+    table = compare_candidates(train_rows, candidates, cv_folds=3, selection_metric="f1")
+    assert list(table["rank"]) == [1, 2]
+    assert table["f1_mean"].iloc[0] >= table["f1_mean"].iloc[1]
+    again = compare_candidates(train_rows, candidates, cv_folds=3, selection_metric="f1", n_jobs=1)
+    pd.testing.assert_frame_equal(table, again)
+    assert np.all((table["accuracy_mean"] >= 0) & (table["accuracy_mean"] <= 1))
+
+
+def test_too_few_dates_for_the_folds(train_rows: pd.DataFrame) -> None:
+    with pytest.raises(TrainingError, match="cv_folds=500"):
+        compare_candidates(train_rows, parse_candidates(["logistic"]), cv_folds=500)
