@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test install lint format export mlflow-ui clean
+.PHONY: dev test install lint format export mlflow mlflow-ui serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,17 @@ format: $(STAMP)
 export: $(STAMP)
 	$(BIN)/python -m exporters.kfp
 
+# Browse the local store (the default when MLFLOW_TRACKING_URI is unset).
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///data/mlflow.db -h 127.0.0.1 -p 5000
+
+# A real tracking server: SQLite backend and a local artifact destination under data/.
+mlflow: $(STAMP)
+	$(BIN)/python -m stock_assets.tracking_server --host 127.0.0.1 --port 5001
+
+# Serve models:/stock-prediction@production on 127.0.0.1:5002.
+serve: $(STAMP)
+	$(BIN)/python -m stock_assets.serving --host 127.0.0.1 --port 5002
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -54,10 +54,13 @@ def register_version(
         client.create_registered_model(
             name, description="Next-day direction classifier from the stock_assets graph."
         )
+    # MLflow 3 logged models live at models:/m-<id>; a tracking server wants that id too.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     version = client.create_model_version(
         name,
         model_uri,
         run_id=run_id,
+        model_id=model_id,
         tags={STAGE_TAG: "none", **{k: str(v) for k, v in tags.items()}},
     )
     return str(version.version)

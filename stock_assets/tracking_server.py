@@ -24,6 +24,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
 BACKEND_DB = "mlflow-server.db"
 ARTIFACTS_DIR = "mlflow-server-artifacts"
+# MLflow 3's server starts a job runner and several huey consumer processes for GenAI jobs
+# (LLM judges, evaluation, prompt optimisation) that this project never submits; off by default.
+SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def venv_bin() -> Path:
@@ -58,8 +61,9 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) with the venv's ``bin`` first on PATH.
 
     ``mlflow server`` starts ``uvicorn`` by name, so the venv's copy must be the one found.
+    ``SERVER_ENV_DEFAULTS`` apply unless ``base`` sets them.
     """
-    env = dict(os.environ if base is None else base)
+    env = {**SERVER_ENV_DEFAULTS, **(os.environ if base is None else base)}
     env["PATH"] = os.pathsep.join(p for p in (str(venv_bin()), env.get("PATH")) if p)
     return env
 

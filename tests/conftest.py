@@ -58,8 +58,11 @@ def failure_text(result: ExecuteInProcessResult) -> str:
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
+    errors = [event.step_failure_data.error for event in result.get_step_failure_events()]
+    run_failure = result.get_run_failure_event()
+    if run_failure is not None and run_failure.job_failure_data.error is not None:
+        errors.append(run_failure.job_failure_data.error)  # e.g. a resource that failed to start
+    for error in errors:
         while error is not None:
             parts.append(error.message)
             error = error.cause

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from exporters.kfp.compile import DEFAULT_IMAGE, ExportOptions, compile_pipeline
+from exporters.kfp.compile import DEFAULT_IMAGE, ExportOptions, compile_pipeline, pipeline_name
 from exporters.kfp.graph import UnsupportedConstructError, read_graph
 from exporters.kfp.runtime import load_definitions, tracking_resource_keys
 from exporters.kfp.submit import CronError, cli_commands, recurring_run_from_schedule, submit
@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"container image of every task, built from the Dockerfile (default: {DEFAULT_IMAGE})",
     )
     parser.add_argument(
-        "--pipeline-name", default="", help="pipeline name (default: derived from --module)"
+        "--pipeline-name",
+        default="",
+        help="pipeline name (default: the assets' group if they share one, else --module)",
     )
     parser.add_argument(
         "--mlflow-tracking-uri",
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {output} ({len(graph.tasks)} tasks, {len(graph.parameters)} parameters)")
-    name = options.pipeline_name or graph.module.replace(".", "-").replace("_", "-")
+    name = pipeline_name(graph, options)
     if args.host:
         done = submit(args.host, str(output), name, args.experiment, args.run, recurring)
         for key, value in done.items():

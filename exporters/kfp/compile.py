@@ -121,9 +121,9 @@ def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
             _emit(graph, tasks, components, values, options)
 
     pipeline_body.__signature__ = signature  # type: ignore[attr-defined]
-    pipeline_body.__name__ = _pipeline_name(graph, options).replace("-", "_")
+    pipeline_body.__name__ = pipeline_name(graph, options).replace("-", "_")
     return dsl.pipeline(
-        name=_pipeline_name(graph, options),
+        name=pipeline_name(graph, options),
         description=f"Exported from the Dagster Definitions in {graph.module}.",
     )(pipeline_body)
 
@@ -241,8 +241,9 @@ def _display_name(task: AssetTask) -> str:
     return first if first and len(first) <= 60 else task.asset
 
 
-def _pipeline_name(graph: PipelineGraph, options: ExportOptions) -> str:
-    return options.pipeline_name or graph.module.replace(".", "-").replace("_", "-")
+def pipeline_name(graph: PipelineGraph, options: ExportOptions) -> str:
+    """``--pipeline-name``, else the assets' shared group, else the module."""
+    return options.pipeline_name or graph.name
 
 
 def compile_pipeline(graph: PipelineGraph, options: ExportOptions, output: Path) -> str:

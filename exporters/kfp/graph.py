@@ -81,6 +81,7 @@ class PipelineGraph:
     module: str
     tasks: list[AssetTask]
     uses_mlflow: bool
+    name: str  # the assets' group when they share one, else the module
 
     @property
     def parameters(self) -> list[Parameter]:
@@ -91,6 +92,8 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
     """Translate ``defs`` into tasks, raising on any construct we cannot export."""
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
+    groups = {defs.get_assets_def(k).group_names_by_key[k] for k in keys}
+    label = groups.pop() if len(groups) == 1 and "default" not in groups else module
     tasks: dict[str, AssetTask] = {}
     for key in keys:
         assets_def = defs.get_assets_def(key)
@@ -132,7 +135,12 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         if task.run_if:
             tasks[task.run_if[0]].gate_field = task.run_if[1]
     _flatten_parameter_names(list(tasks.values()))
-    return PipelineGraph(module=module, tasks=list(tasks.values()), uses_mlflow=bool(tracking_keys))
+    return PipelineGraph(
+        module=module,
+        tasks=list(tasks.values()),
+        uses_mlflow=bool(tracking_keys),
+        name=re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-"),
+    )
 
 
 def _reject_unsupported(assets_def: AssetsDefinition, name: str) -> None:

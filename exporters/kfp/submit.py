@@ -68,9 +68,9 @@ def cli_commands(
     ]
     if recurring:
         commands.append(
-            f"kfp --endpoint $KFP_HOST recurring-run create -e {q(experiment)} "
-            f"-n {q(recurring.job_name)} --cron-expression {q(recurring.cron_expression)} "
-            f"-f {q(package)}"
+            f"kfp --endpoint $KFP_HOST recurring-run create --experiment-name {q(experiment)} "
+            f"--job-name {q(recurring.job_name)} --cron-expression {q(recurring.cron_expression)} "
+            f"--pipeline-package-path {q(package)}"
         )
     return commands
 
