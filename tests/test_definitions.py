@@ -69,7 +69,7 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> 
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags["dagster_run_id"]
-    assert {"data_source", "n_samples_train", "hp_n_estimators"} <= set(run.data.params)
+    assert {"data_source", "n_samples_train", "best_candidate"} <= set(run.data.params)
     assert {"accuracy", "baseline_accuracy", "f1"} <= set(run.data.metrics)
     assert run.data.tags["check.target_has_both_classes"] == "passed"
     client = mlflow.MlflowClient()
