@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from kfp import compiler, dsl
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from exporters.kfp.graph import AssetTask, PipelineGraph
+from exporters.kfp.graph import AssetTask, PipelineGraph, python_name
 
 DEFAULT_IMAGE = "stock-assets:0.1.0"
 EXIT_TASK = "finish_mlflow_run"
@@ -41,19 +41,21 @@ class ExportOptions:
 
 def component_source(task: AssetTask, module: str) -> str:
     """The generated Python function for one asset's component."""
-    params = [f"{up}: Input[{task.upstream_types[up]}]" for up in task.upstream]
+    params = [f"{python_name(up)}: Input[{task.upstream_types[up]}]" for up in task.upstream]
     params.append(f"{_output_name(task)}: Output[{task.artifact_type}]")
     if task.metrics_field:
         params.append("metrics: Output[Metrics]")
     params.append("kfp_run_id: str")
     params += [f"{p.name}: {p.type_name} = {p.default!r}" for p in task.parameters]
     returns = " -> bool" if task.gate_field else ""
-    inputs = ", ".join(f"{up!r}: {up}.path" for up in task.upstream)
+    inputs = ", ".join(f"{up!r}: {python_name(up)}.path" for up in task.upstream)
     config = ", ".join(f"{p.field!r}: {p.name}" for p in task.parameters)
-    doc = (task.description or task.asset).replace('"""', "'''")
-    body = f'''
+    doc = task.description or task.asset
+    if task.check_names:
+        doc += f"\n\nAsset checks run in this task: {', '.join(task.check_names)}."
+    body = f"""
         def {task.function_name}({", ".join(params)}){returns}:
-            """{doc}"""
+            {doc!r}
             from exporters.kfp.runtime import materialize_asset
 
             {"return " if task.gate_field else ""}materialize_asset(
@@ -68,7 +70,7 @@ def component_source(task: AssetTask, module: str) -> str:
                 metrics_field={task.metrics_field!r},
                 gate_field={task.gate_field!r},
             )
-    '''
+    """
     return textwrap.dedent(body).lstrip()
 
 
@@ -166,7 +168,7 @@ def _make_task(
     options: ExportOptions,
 ) -> Any:
     kwargs: dict[str, Any] = {
-        up: created[up].outputs[_output_name(tasks[up])] for up in task.upstream
+        python_name(up): created[up].outputs[_output_name(tasks[up])] for up in task.upstream
     }
     kwargs.update({p.name: values[p.name] for p in task.parameters})
     kwargs["kfp_run_id"] = dsl.PIPELINE_JOB_ID_PLACEHOLDER

@@ -16,6 +16,7 @@ asset and the construct, never a silently wrong pipeline.
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 import typing
 from dataclasses import dataclass, field
@@ -112,7 +113,7 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         metadata = dict(assets_def.metadata_by_key.get(key, {}))
         tasks[name] = AssetTask(
             asset=name,
-            function_name=_function_name(name),
+            function_name=python_name(name),
             description=(assets_def.descriptions_by_key.get(key) or "").strip(),
             upstream=[p for p in parents if p in loaded],
             order_only=[p for p in parents if p not in loaded],
@@ -135,6 +136,16 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         if task.run_if:
             tasks[task.run_if[0]].gate_field = task.run_if[1]
     _flatten_parameter_names(list(tasks.values()))
+    for task in tasks.values():
+        taken = {python_name(up) for up in task.upstream} | {task.function_name} | RESERVED_NAMES
+        clashes = sorted(taken & {p.name for p in task.parameters})
+        if clashes:
+            raise UnsupportedConstructError(
+                task.asset,
+                f"config field(s) {', '.join(clashes)} named like an upstream asset or a "
+                "reserved argument",
+                "Rename the field.",
+            )
     return PipelineGraph(
         module=module,
         tasks=list(tasks.values()),
@@ -165,9 +176,15 @@ def _reject_unsupported(assets_def: AssetsDefinition, name: str) -> None:
         )
 
 
-def _function_name(asset: str) -> str:
+RESERVED_NAMES = {"kfp_run_id", "metrics"}
+
+
+def python_name(asset: str) -> str:
+    """A Python identifier for an asset key: function, artifact and argument name."""
     name = re.sub(r"\W", "_", asset.replace("/", "__"))
-    return name if name.isidentifier() and not name[0].isdigit() else f"asset_{name}"
+    if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED_NAMES:
+        name = f"asset_{name}"
+    return name
 
 
 def _artifact_type(kinds: set[str] | frozenset[str]) -> str:
