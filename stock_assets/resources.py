@@ -126,7 +126,15 @@ class PipelineMlFlow(MlFlow):
 
     def finish(self) -> None:
         """End the shared run: FAILED once any step of the Dagster run failed, else FINISHED."""
-        if not self._owns_run or mlflow.active_run() is None:
+        if mlflow.active_run() is None:
+            return
+        if not self._owns_run:
+            # The pipeline's run stays open for its exit handler; only detach this process.
+            # (end_run also drops MLFLOW_RUN_ID from the environment: keep the platform's.)
+            injected = os.environ.get("MLFLOW_RUN_ID")
+            mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
+            if injected:
+                os.environ["MLFLOW_RUN_ID"] = injected
             return
         failed = self._dagster_run_has_failed() or self._status() == "FAILED"
         mlflow.end_run(
@@ -182,6 +190,21 @@ def end_pipeline_run(
     status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
     mlflow.MlflowClient().set_terminated(run_id, status=RunStatus.to_string(status))
     return run_id
+
+
+def close_open_runs(dagster_run_id: str, status: str = "FAILED") -> list[str]:
+    """End any MLflow run of this Dagster run still RUNNING (its process died or was cancelled)."""
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri())
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, status=status)
+    return [run.info.run_id for run in runs]
 
 
 def _author() -> str:

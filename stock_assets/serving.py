@@ -10,10 +10,11 @@ if not, says how to get a production model and exits with code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from stock_assets.paths import default_tracking_uri
@@ -80,6 +81,20 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
 
 
+@contextlib.contextmanager
+def _fail_fast_http() -> Iterator[None]:
+    """One try, 10 s at most, for requests to an HTTP tracking server (mlflow's defaults retry
+    for minutes); the user's own settings win, and the environment is restored afterwards."""
+    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [name for name in limits if name not in os.environ]
+    os.environ.update({name: limits[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def missing_model_reason(tracking_uri: str) -> str | None:
     """Why the production model cannot be served from ``tracking_uri``, or None if it can."""
     database = sqlite_path(tracking_uri)
@@ -93,12 +108,13 @@ def missing_model_reason(tracking_uri: str) -> str | None:
     from stock_assets.registry import production_version
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    if production_version(client) is not None:
-        return None
     try:
-        versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+        with _fail_fast_http():
+            versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+            if versions and production_version(client) is not None:
+                return None
     except MlflowException as error:
-        return f"the registry could not be read: {error.message}"
+        return f"the store could not be read (is its server running?): {error.message}"
     if not versions:
         return f"no model named {REGISTERED_MODEL_NAME!r} is registered"
     numbers = ", ".join(sorted((str(v.version) for v in versions), key=int))
@@ -118,7 +134,7 @@ def missing_model_message(tracking_uri: str, reason: str) -> str:
         "accuracy_threshold=0 so that it is always promoted:\n"
         f"  {DEPLOY_COMMAND}\n"
         "or point the alias at an existing registered version N:\n"
-        f"  {PROMOTE_COMMAND}\n"
+        f"  {PROMOTE_COMMAND}   (versions: python -m stock_assets.registry list)\n"
         "(Both use the same store: MLFLOW_TRACKING_URI if set, else the SQLite store in the "
         "data directory, STOCK_ASSETS_DATA_DIR or ./data.)"
     )

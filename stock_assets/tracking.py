@@ -65,6 +65,7 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
     mlflow.log_artifacts(str(out), artifact_path="evaluation")
 
     signature = infer_signature(train_example, result.pipeline.predict(train_example))
+    requirements = pinned_requirements("scikit-learn", "skops", "pandas", "numpy", "mlflow")
     model_info = mlflow.sklearn.log_model(
         result.pipeline,
         name="model",
@@ -72,8 +73,21 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         input_example=train_example.head(5),
         serialization_format="skops",
         skops_trusted_types=trusted_types(result.pipeline),
+        pip_requirements=requirements,
     )
-    return {"figures": figures, "model_uri": model_info.model_uri}
+    from stock_assets.serving_model import DirectionModel
+
+    served = mlflow.pyfunc.log_model(
+        name="serving_model",
+        python_model=DirectionModel(),
+        artifacts={"pipeline": model_info.model_uri},
+        pip_requirements=requirements,  # no input example: it would infer a named signature
+    )
+    return {
+        "figures": figures,
+        "model_uri": model_info.model_uri,
+        "serving_model_uri": served.model_uri,
+    }
 
 
 __all__ = [
@@ -114,6 +128,13 @@ def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
         }
     )
     return {"table": out / "comparison.csv", "chart": chart}
+
+
+def pinned_requirements(*packages: str) -> list[str]:
+    """``name==version`` of the installed packages, so MLflow need not infer them (slow)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in packages]
 
 
 def trusted_types(pipeline: Any) -> list[str]:

@@ -134,10 +134,15 @@ def test_production_alias_loads_and_predicts(deployed) -> None:
     assert production_version() is not None
     served = mlflow.pyfunc.load_model("models:/stock-prediction@production")
     rows = labelled_rows(read_value(data / "assets" / "features.parquet")).tail(20)
-    predictions = np.asarray(served.predict(rows[FEATURE_COLUMNS]))
-    expected = result.output_for_node("model")["pipeline"].predict(rows[FEATURE_COLUMNS])
-    assert set(np.unique(predictions)) <= {0, 1}
-    np.testing.assert_array_equal(predictions, expected)
+    answer = served.predict(rows[FEATURE_COLUMNS])
+    pipeline = result.output_for_node("model")["pipeline"]
+    np.testing.assert_array_equal(answer["direction"], pipeline.predict(rows[FEATURE_COLUMNS]))
+    np.testing.assert_allclose(
+        answer["probability_up"], pipeline.predict_proba(rows[FEATURE_COLUMNS])[:, 1]
+    )
+    # The seed's positional rows (22 values in feature order) give the same answer.
+    positional = served.predict(rows[FEATURE_COLUMNS].to_numpy())
+    pd.testing.assert_frame_equal(positional, answer)
 
 
 def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path) -> None:

@@ -31,12 +31,12 @@ def score_production(
 
     _, test_rows = time_split(features, model["test_size"])
     try:
-        champion = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL_NAME}/{version}")
-        predictions = champion.predict(test_rows[model["feature_columns"]])
+        champion = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}/{version}")
+        predictions = champion.predict(test_rows[model["feature_columns"]])["direction"]
     except Exception as error:  # an incompatible old model must not block a good new one
         return version, None, f"production version {version} could not be scored ({error})"
     truth = test_rows[TARGET_COLUMN].astype(int).to_numpy()
-    return version, float((predictions == truth).mean()), ""
+    return version, float((predictions.to_numpy() == truth).mean()), ""
 
 
 @asset(

@@ -82,7 +82,7 @@ def model(
     metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
     version = register_version(
         MlflowClient(),
-        logged["model_uri"],
+        logged["serving_model_uri"],
         mlflow.run_id,
         tags={"accuracy": metrics["accuracy"], "model_type": result.model_type},
     )
@@ -96,6 +96,7 @@ def model(
         "test_size": config.test_size,
         "test_window": [f"{d:%Y-%m-%d}" for d in result.test_dates],
         "model_uri": logged["model_uri"],
+        "serving_model_uri": logged["serving_model_uri"],
         "registered_version": version,
         "mlflow_run_id": mlflow.run_id,
     }

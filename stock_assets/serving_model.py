@@ -1,0 +1,71 @@
+"""The model the registry holds and ``make serve`` serves: the fitted pipeline behind a thin
+pyfunc that accepts both request forms and answers direction and probability.
+
+MLflow's schema enforcement cannot accept the seed's positional ``{"inputs": [[22 numbers]]}``
+and named ``dataframe_records`` with one signature: a named signature rejects positional rows,
+an unnamed one forgets the names. So the served model has no input signature; this wrapper does
+the check itself, by name when the columns are named (any order) and by position otherwise. The
+sklearn-flavour model with the named signature is still logged to every run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from stock_assets.core.features import FEATURE_COLUMNS
+
+
+class FeatureInputError(ValueError):
+    """A request whose rows are not the 22 features."""
+
+
+def as_feature_frame(model_input: Any) -> pd.DataFrame:
+    """Named rows (any column order, extra columns ignored) or positional rows of 22 values."""
+    if isinstance(model_input, dict):  # {"inputs": {column: [values]}}
+        model_input = pd.DataFrame({k: np.atleast_1d(v) for k, v in model_input.items()})
+    frame = model_input if isinstance(model_input, pd.DataFrame) else None
+    if frame is None:
+        values = np.asarray(model_input, dtype=float)
+        frame = pd.DataFrame(values.reshape(1, -1) if values.ndim == 1 else values)
+    named = [c for c in frame.columns if isinstance(c, str)]
+    if named:
+        missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise FeatureInputError(
+                f"missing feature column(s) {missing}; expected the 22 features "
+                f"{FEATURE_COLUMNS}, or 22 values per row in that order"
+            )
+        return frame[FEATURE_COLUMNS].astype(float)
+    if frame.shape[1] != len(FEATURE_COLUMNS):
+        raise FeatureInputError(
+            f"each row has {frame.shape[1]} values; expected 22, in the order {FEATURE_COLUMNS}"
+        )
+    return pd.DataFrame(frame.to_numpy(dtype=float), columns=FEATURE_COLUMNS)
+
+
+class DirectionModel(mlflow.pyfunc.PythonModel):
+    """Predicts tomorrow's direction (1 = up) and the probability of up."""
+
+    def load_context(self, context: Any) -> None:
+        import mlflow.sklearn
+
+        self.pipeline = mlflow.sklearn.load_model(context.artifacts["pipeline"])
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            frame = as_feature_frame(model_input)
+        except FeatureInputError as error:  # the scoring server passes this message on (400)
+            raise MlflowException.invalid_parameter_value(str(error)) from error
+        up = list(self.pipeline.classes_).index(1)
+        return pd.DataFrame(
+            {
+                "direction": self.pipeline.predict(frame).astype(int),
+                "probability_up": self.pipeline.predict_proba(frame)[:, up],
+            }
+        )

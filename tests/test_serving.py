@@ -1,0 +1,336 @@
+"""Serving the production model with the real ``mlflow models serve`` over loopback HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
+from stock_assets.serving import (
+    MODEL_URI,
+    build_serve_command,
+    missing_model_reason,
+    sqlite_path,
+)
+from stock_assets.storage import read_value
+from tests.conftest import (
+    PROJECT_ROOT,
+    env_for_subprocess,
+    failure_text,
+    production_version,
+    run_graph,
+)
+
+APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
+# No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def serving_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stock_assets.serving", *args]
+
+
+def test_build_serve_command_is_mlflow_serve_with_the_store_and_the_venv_on_path() -> None:
+    environ = {"PATH": "/usr/bin", "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db", "KEEP": "1"}
+    argv, env = build_serve_command(
+        "127.0.0.1",
+        5002,
+        "sqlite:////data/mlflow.db",
+        python="/venv/bin/python",
+        bin_dir="/venv/bin",
+        environ=environ,
+    )
+    assert argv == [
+        "/venv/bin/python",
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/stock-prediction@production",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "5002",
+    ]
+    assert env == {
+        "PATH": f"/venv/bin{os.pathsep}/usr/bin",
+        "MLFLOW_TRACKING_URI": "sqlite:////data/mlflow.db",
+        "KEEP": "1",
+    }
+    assert environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"  # not mutated
+    argv, env = build_serve_command(
+        "0.0.0.0", 8080, "http://127.0.0.1:5000", workers=2, bin_dir="/b", environ={}
+    )
+    assert argv[0] == sys.executable
+    assert argv[-4:] == ["-p", "8080", "--workers", "2"]
+    assert env == {"PATH": "/b", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+
+
+def test_sqlite_path() -> None:
+    assert sqlite_path("sqlite:////abs/mlflow.db") == Path("/abs/mlflow.db")
+    assert sqlite_path("sqlite:///rel/mlflow.db?timeout=5") == Path("rel/mlflow.db")
+    assert sqlite_path("http://127.0.0.1:5000") is None
+
+
+def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason: str) -> None:
+    """``python -m stock_assets.serving`` exits 1 at once, explaining what is missing and why."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        serving_command("--port", "1"),  # never bound: it must stop before serving
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - started < 30
+    assert proc.stdout == ""
+    for expected in (
+        "no production model to serve",
+        "registered model 'stock-prediction'",
+        "alias 'production'",
+        tracking_uri,
+        reason,
+        "accuracy_threshold",
+        "dagster asset materialize --select '*' -m stock_assets.definitions",
+        '{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}',
+        "python -m stock_assets.registry promote N",
+    ):
+        assert expected in proc.stderr, f"{expected!r} not in:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_a_store_it_exits_1_and_says_what_to_do(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = env_for_subprocess(MLFLOW_TRACKING_URI=uri, STOCK_ASSETS_DATA_DIR=str(tmp_path))
+    run_serving_expecting_refusal(env, uri, f"there is no MLflow store yet at {tmp_path}")
+    assert not (tmp_path / "mlflow.db").exists()  # checking did not create one
+
+
+def test_an_unreachable_tracking_server_is_reported_at_once() -> None:
+    before = dict(os.environ)
+    started = time.monotonic()
+    reason = missing_model_reason(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert time.monotonic() - started < 15
+    assert reason is not None and reason.startswith("the store could not be read")
+    assert "Connection refused" in reason
+    assert dict(os.environ) == before  # the fail-fast HTTP settings were undone
+
+
+def test_without_the_alias_it_exits_1_and_says_what_to_do(mlflow_store: str) -> None:
+    """A registered version without the alias (on the module's store, restored afterwards)."""
+    client = mlflow.MlflowClient()
+    production = production_version()
+    if production is None:
+        if not client.search_registered_models("name = 'stock-prediction'"):
+            reason = missing_model_reason(mlflow_store)
+            assert reason == "no model named 'stock-prediction' is registered"
+            client.create_registered_model("stock-prediction")
+        client.create_model_version("stock-prediction", source="file:///nowhere/model")
+    else:
+        client.delete_registered_model_alias("stock-prediction", "production")
+    try:
+        run_serving_expecting_refusal(
+            env_for_subprocess(), mlflow_store, "none carries the alias 'production'"
+        )
+    finally:
+        if production is not None:
+            client.set_registered_model_alias("stock-prediction", "production", production)
+
+
+# --------------------------------------------------------------------------------------
+# The real server on a free loopback port, serving what the graph deployed.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
+    """The whole graph with threshold 0: production points at the model it trained."""
+    with pytest.MonkeyPatch.context() as patch:
+        data = tmp_path_factory.mktemp("deployed")
+        patch.setenv("STOCK_ASSETS_DATA_DIR", str(data))
+        result = run_graph(APPROVE_ALL)
+    assert result.success, failure_text(result)
+    return result, data
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited with code {proc.returncode}:\n{log.read_text()}")
+        try:
+            with HTTP.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # URLError, connection refused/reset, timeout
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the server did not answer {url} within {timeout:.0f} s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (mlflow CLI + uvicorn), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # uvicorn may outlive its parent briefly
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(
+    deployed, mlflow_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """``python -m stock_assets.serving`` on a free port; yields its base URL and log file.
+
+    It is started without MLFLOW_TRACKING_URI, with the data directory set to the store's
+    folder, so it finds the store through the project default and must hand the URI on to
+    ``mlflow models serve`` itself (which would otherwise look in ./mlruns).
+    """
+    database = sqlite_path(mlflow_store)
+    assert database is not None
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = env_for_subprocess(STOCK_ASSETS_DATA_DIR=str(database.parent))
+    env.pop("MLFLOW_TRACKING_URI")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            serving_command("--port", str(port)),
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(proc, f"{url}/ping", log)
+        yield url, log
+    finally:
+        stop(proc)
+
+
+def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` as JSON; the status and the decoded JSON answer (errors included)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with HTTP.open(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def rows_and_expected(deployed) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """10 labelled feature rows and the model asset's answers for them (direction, P(up))."""
+    result, data = deployed
+    rows = labelled_rows(read_value(data / "assets" / "features.parquet")).tail(10)
+    rows = rows[FEATURE_COLUMNS].reset_index(drop=True)
+    pipeline = result.output_for_node("model")["pipeline"]
+    expected = pd.DataFrame(
+        {"direction": pipeline.predict(rows), "probability_up": pipeline.predict_proba(rows)[:, 1]}
+    )
+    in_process = mlflow.pyfunc.load_model(MODEL_URI).predict(rows)
+    np.testing.assert_array_equal(in_process["direction"], expected["direction"])
+    np.testing.assert_allclose(in_process["probability_up"], expected["probability_up"])
+    return rows, expected
+
+
+def assert_same_answers(answer: dict[str, Any], expected: pd.DataFrame) -> None:
+    """The server's ``predictions`` equal the in-process direction and probability."""
+    served = pd.DataFrame(answer["predictions"])
+    np.testing.assert_array_equal(served["direction"], expected["direction"])
+    np.testing.assert_allclose(served["probability_up"], expected["probability_up"], rtol=1e-9)
+
+
+def test_server_found_the_store_through_the_project_default(server, mlflow_store: str) -> None:
+    _, log = server
+    assert f"serving {MODEL_URI} from {mlflow_store} on http://127.0.0.1:" in log.read_text()
+
+
+@pytest.mark.parametrize("form", ["dataframe_records", "dataframe_split", "inputs_columns"])
+def test_served_predictions_equal_in_process_ones(server, rows_and_expected, form: str) -> None:
+    url, _ = server
+    rows, expected = rows_and_expected
+    body = {
+        "dataframe_records": {"dataframe_records": rows.to_dict(orient="records")},
+        # The seed's positional rows, with the column names said once.
+        "dataframe_split": {
+            "dataframe_split": {"columns": FEATURE_COLUMNS, "data": rows.values.tolist()}
+        },
+        "inputs_columns": {"inputs": rows.to_dict(orient="list")},
+    }[form]
+    status, answer = post(f"{url}/invocations", body)
+    assert status == 200, answer
+    assert_same_answers(answer, expected)
+
+
+def test_records_with_keys_in_another_order_are_matched_by_name(server, rows_and_expected) -> None:
+    url, _ = server
+    rows, expected = rows_and_expected
+    shuffled = rows[FEATURE_COLUMNS[::-1]].to_dict(orient="records")
+    status, answer = post(f"{url}/invocations", {"dataframe_records": shuffled})
+    assert status == 200, answer
+    assert_same_answers(answer, expected)
+
+
+def test_seed_positional_inputs_are_read_in_feature_order(server, rows_and_expected) -> None:
+    """The seed's curl form: ``{"inputs": [[22 numbers], ...]}``, values in feature order."""
+    url, _ = server
+    rows, expected = rows_and_expected
+    status, answer = post(f"{url}/invocations", {"inputs": rows.values.tolist()})
+    assert status == 200, answer
+    assert_same_answers(answer, expected)
+    status, answer = post(f"{url}/invocations", {"inputs": [rows.values[0].tolist()[:21]]})
+    assert status >= 400 and "expected 22" in answer["message"]
+
+
+def test_malformed_requests_get_a_400_and_the_server_keeps_serving(
+    server, rows_and_expected
+) -> None:
+    url, _ = server
+    rows, expected = rows_and_expected
+    missing = rows.drop(columns=["Gap"]).to_dict(orient="records")
+    status, answer = post(f"{url}/invocations", {"dataframe_records": missing})
+    assert status >= 400 and "missing feature column(s) ['Gap']" in answer["message"]
+    status, answer = post(f"{url}/invocations", {"rows": []})
+    assert status == 400 and answer["error_code"] == "BAD_REQUEST"
+    status, answer = post(
+        f"{url}/invocations", {"dataframe_records": rows.head(1).to_dict(orient="records")}
+    )
+    assert status == 200
+    assert_same_answers(answer, expected.head(1))
