@@ -20,110 +20,29 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stock_assets.core.data import DEFAULT_TICKER, generate_gbm
-from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests/ too
+
+from stock_assets.core.data import DEFAULT_TICKER, generate_gbm  # noqa: E402
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features  # noqa: E402
+from tests.seed_reference import seed_feature_engineering, seed_generate_data  # noqa: E402
 
 SEED = 42
 
 # --------------------------------------------------------------------------------------
 # The seed's code (Composant 1 and 2), minus the KFP/CSV plumbing, run per ticker.
 # --------------------------------------------------------------------------------------
-
-
-def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
-    """The seed's generate_data; ``ticker`` only labels the rows."""
-    np.random.seed(seed)
-
-    dates = []
-    current_date = datetime(2023, 1, 1)
-    while len(dates) < days:
-        if current_date.weekday() < 5:
-            dates.append(current_date)
-        current_date += timedelta(days=1)
-
-    start_price = 100.0
-    volatility = 0.02
-    returns = np.random.normal(0.0001, volatility, days)
-    close_prices = start_price * np.exp(np.cumsum(returns))
-
-    daily_range = volatility * close_prices
-    open_prices = np.roll(close_prices, 1)
-    open_prices[0] = start_price
-    high_prices = (
-        np.maximum(open_prices, close_prices)
-        + np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
-    )
-    low_prices = (
-        np.minimum(open_prices, close_prices)
-        - np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
-    )
-    volume = (1_000_000 * np.random.uniform(0.5, 1.5, days)).astype(int)
-
-    return pd.DataFrame(
-        {
-            "Date": dates,
-            "Ticker": ticker,
-            "Open": np.round(open_prices, 2),
-            "High": np.round(high_prices, 2),
-            "Low": np.round(low_prices, 2),
-            "Close": np.round(close_prices, 2),
-            "Volume": volume,
-        }
-    )
-
-
-def seed_feature_engineering(df: pd.DataFrame) -> pd.DataFrame:
-    """The seed's feature_engineering on one ticker's bars."""
-    df = df.copy()
-    for window in [5, 10, 20, 50]:
-        df[f"SMA_{window}"] = df["Close"].rolling(window).mean()
-        if window <= 20:
-            df[f"EMA_{window}"] = df["Close"].ewm(span=window).mean()
-
-    delta = df["Close"].diff()
-    gains = delta.where(delta > 0, 0)
-    losses = (-delta).where(delta < 0, 0)
-    avg_gains = gains.ewm(com=13).mean()
-    avg_losses = losses.ewm(com=13).mean()
-    rs = avg_gains / avg_losses
-    df["RSI"] = 100 - (100 / (1 + rs))
-
-    ema12 = df["Close"].ewm(span=12).mean()
-    ema26 = df["Close"].ewm(span=26).mean()
-    df["MACD"] = ema12 - ema26
-    df["MACD_Signal"] = df["MACD"].ewm(span=9).mean()
-    df["MACD_Hist"] = df["MACD"] - df["MACD_Signal"]
-
-    sma20 = df["Close"].rolling(20).mean()
-    std20 = df["Close"].rolling(20).std()
-    df["BB_Width"] = (2 * std20 * 2) / sma20
-    df["BB_Position"] = (df["Close"] - (sma20 - 2 * std20)) / (4 * std20)
-
-    df["Return_1d"] = df["Close"].pct_change(1)
-    df["Return_5d"] = df["Close"].pct_change(5)
-    df["Return_10d"] = df["Close"].pct_change(10)
-    df["Volatility_10d"] = df["Return_1d"].rolling(10).std()
-    df["Volatility_20d"] = df["Return_1d"].rolling(20).std()
-
-    df["Volume_Ratio"] = df["Volume"] / df["Volume"].rolling(20).mean()
-
-    df["High_Low_Range"] = (df["High"] - df["Low"]) / df["Close"]
-    df["Close_Position"] = (df["Close"] - df["Low"]) / (df["High"] - df["Low"] + 1e-10)
-    df["Gap"] = (df["Open"] - df["Close"].shift(1)) / df["Close"].shift(1)
-
-    df["Target"] = (df["Close"].shift(-1) > df["Close"]).astype(int)
-    return df.dropna()
 
 
 def ticker_seed(seed: int, ticker: str) -> int:

@@ -50,12 +50,13 @@ def as_feature_frame(model_input: Any) -> pd.DataFrame:
 class DirectionModel(mlflow.pyfunc.PythonModel):
     """Predicts tomorrow's direction (1 = up) and the probability of up."""
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context) -> None:  # noqa: ANN001
         import mlflow.sklearn
 
         self.pipeline = mlflow.sklearn.load_model(context.artifacts["pipeline"])
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> pd.DataFrame:
+    # No type hints on the inputs: MLflow would try to derive a signature from them.
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001
         from mlflow.exceptions import MlflowException
 
         try:

@@ -36,6 +36,22 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str)
     return path
 
 
+APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    mlflow_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ExecuteInProcessResult, Path]:
+    """The whole graph with defaults and threshold 0: production points at its model."""
+    with pytest.MonkeyPatch.context() as patch:
+        data = tmp_path_factory.mktemp("deployed")
+        patch.setenv("STOCK_ASSETS_DATA_DIR", str(data))
+        result = run_graph(APPROVE_ALL)
+    assert result.success, failure_text(result)
+    return result, data
+
+
 def run_graph(
     ops_config: dict[str, dict[str, Any]] | None = None, selection: Any = None
 ) -> ExecuteInProcessResult:

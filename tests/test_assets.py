@@ -14,21 +14,15 @@ from dagster import AssetKey
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
 from stock_assets.storage import read_value
-from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
+from tests.conftest import (
+    APPROVE_ALL,
+    failure_text,
+    mlflow_run_for,
+    production_version,
+    run_graph,
+)
 
-APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
 REJECT_ALL = {"deploy_decision": {"accuracy_threshold": 1.0}}
-
-
-@pytest.fixture(scope="module")
-def deployed(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
-    """The whole graph with defaults and threshold 0: production points at version 1."""
-    with pytest.MonkeyPatch.context() as patch:
-        data = tmp_path_factory.mktemp("deployed")
-        patch.setenv("STOCK_ASSETS_DATA_DIR", str(data))
-        result = run_graph(APPROVE_ALL)
-    assert result.success, failure_text(result)
-    return result, data
 
 
 def test_graph_materialises_every_asset_and_check(deployed) -> None:

@@ -19,6 +19,7 @@ from stock_assets.core.data import (
     load_ohlcv_csv,
     validate_ohlcv,
 )
+from tests.seed_reference import seed_generate_data
 
 # --------------------------------------------------------------------------------------
 # Reference: the seed's generate_data (Composant 1), minus the KFP/CSV plumbing.
@@ -33,41 +34,6 @@ def seed_dates(days: int) -> list[datetime]:
             dates.append(current_date)
         current_date += timedelta(days=1)
     return dates
-
-
-def seed_generate_data(days: int = 500, seed: int = 42) -> pd.DataFrame:
-    np.random.seed(seed)
-    dates = seed_dates(days)
-
-    start_price = 100.0
-    volatility = 0.02
-    returns = np.random.normal(0.0001, volatility, days)
-    close_prices = start_price * np.exp(np.cumsum(returns))
-
-    daily_range = volatility * close_prices
-    open_prices = np.roll(close_prices, 1)
-    open_prices[0] = start_price
-    high_prices = (
-        np.maximum(open_prices, close_prices)
-        + np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
-    )
-    low_prices = (
-        np.minimum(open_prices, close_prices)
-        - np.abs(np.random.normal(0.5, 0.2, days)) * daily_range
-    )
-    volume = (1_000_000 * np.random.uniform(0.5, 1.5, days)).astype(int)
-
-    return pd.DataFrame(
-        {
-            "Date": dates,
-            "Ticker": "SYNTH",
-            "Open": np.round(open_prices, 2),
-            "High": np.round(high_prices, 2),
-            "Low": np.round(low_prices, 2),
-            "Close": np.round(close_prices, 2),
-            "Volume": volume,
-        }
-    )
 
 
 def one(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:

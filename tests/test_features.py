@@ -17,65 +17,12 @@ from stock_assets.core.features import (
     compute_features,
     labelled_rows,
 )
+from tests.seed_reference import seed_feature_engineering
 
 # --------------------------------------------------------------------------------------
 # Reference: the seed's feature_engineering (Composant 2) on one ticker, minus the CSV I/O.
 # (generate_gbm() equals the seed's generate_data value for value: see test_data.py.)
 # --------------------------------------------------------------------------------------
-
-
-def seed_feature_engineering(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-
-    # Moyennes mobiles
-    for window in [5, 10, 20, 50]:
-        df[f"SMA_{window}"] = df["Close"].rolling(window).mean()
-        if window <= 20:
-            df[f"EMA_{window}"] = df["Close"].ewm(span=window).mean()
-
-    # RSI (Relative Strength Index)
-    delta = df["Close"].diff()
-    gains = delta.where(delta > 0, 0)
-    losses = (-delta).where(delta < 0, 0)
-    avg_gains = gains.ewm(com=13).mean()
-    avg_losses = losses.ewm(com=13).mean()
-    rs = avg_gains / avg_losses
-    df["RSI"] = 100 - (100 / (1 + rs))
-
-    # MACD
-    ema12 = df["Close"].ewm(span=12).mean()
-    ema26 = df["Close"].ewm(span=26).mean()
-    df["MACD"] = ema12 - ema26
-    df["MACD_Signal"] = df["MACD"].ewm(span=9).mean()
-    df["MACD_Hist"] = df["MACD"] - df["MACD_Signal"]
-
-    # Bollinger Bands
-    sma20 = df["Close"].rolling(20).mean()
-    std20 = df["Close"].rolling(20).std()
-    df["BB_Width"] = (2 * std20 * 2) / sma20
-    df["BB_Position"] = (df["Close"] - (sma20 - 2 * std20)) / (4 * std20)
-
-    # Returns & Volatilité
-    df["Return_1d"] = df["Close"].pct_change(1)
-    df["Return_5d"] = df["Close"].pct_change(5)
-    df["Return_10d"] = df["Close"].pct_change(10)
-    df["Volatility_10d"] = df["Return_1d"].rolling(10).std()
-    df["Volatility_20d"] = df["Return_1d"].rolling(20).std()
-
-    # Volume relatif
-    df["Volume_Ratio"] = df["Volume"] / df["Volume"].rolling(20).mean()
-
-    # Prix relatifs
-    df["High_Low_Range"] = (df["High"] - df["Low"]) / df["Close"]
-    df["Close_Position"] = (df["Close"] - df["Low"]) / (df["High"] - df["Low"] + 1e-10)
-    df["Gap"] = (df["Open"] - df["Close"].shift(1)) / df["Close"].shift(1)
-
-    # Target: le prix monte demain ?
-    df["Target"] = (df["Close"].shift(-1) > df["Close"]).astype(int)
-
-    # Supprimer les NaN
-    df = df.dropna()
-    return df
 
 
 def expected_features(bars: pd.DataFrame) -> pd.DataFrame:

@@ -32,12 +32,9 @@ from stock_assets.storage import read_value
 from tests.conftest import (
     PROJECT_ROOT,
     env_for_subprocess,
-    failure_text,
     production_version,
-    run_graph,
 )
 
-APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
 # No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -161,17 +158,6 @@ def test_without_the_alias_it_exits_1_and_says_what_to_do(mlflow_store: str) -> 
 # --------------------------------------------------------------------------------------
 # The real server on a free loopback port, serving what the graph deployed.
 # --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def deployed(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
-    """The whole graph with threshold 0: production points at the model it trained."""
-    with pytest.MonkeyPatch.context() as patch:
-        data = tmp_path_factory.mktemp("deployed")
-        patch.setenv("STOCK_ASSETS_DATA_DIR", str(data))
-        result = run_graph(APPROVE_ALL)
-    assert result.success, failure_text(result)
-    return result, data
 
 
 def free_port() -> int:

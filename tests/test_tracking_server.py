@@ -236,7 +236,24 @@ def test_logged_and_production_models_load_from_the_server(
     assert version is not None
     assert deployed.output_for_node("deployed_model")["version"] == version
     served = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}@production")
-    np.testing.assert_array_equal(np.asarray(served.predict(features)), expected)
+    np.testing.assert_array_equal(served.predict(features)["direction"], expected)
+
+
+def test_registry_command_goes_through_the_server(
+    server: Server, deployed: ExecuteInProcessResult
+) -> None:
+    version = deployed.output_for_node("deployed_model")["version"]
+    done = subprocess.run(
+        [sys.executable, "-m", "stock_assets.registry", "list"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert "production" in rows[version]
 
 
 def test_kfp_pipeline_is_recorded_on_the_server(

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.core import plots
+from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.training import (
     DEFAULT_HYPERPARAMETERS,
     MODEL_TYPES,
@@ -20,30 +21,7 @@ from stock_assets.core.training import (
     train_and_evaluate,
 )
 
-FEATURES = [
-    "SMA_5",
-    "SMA_10",
-    "SMA_20",
-    "SMA_50",
-    "EMA_5",
-    "EMA_10",
-    "EMA_20",
-    "RSI",
-    "MACD",
-    "MACD_Signal",
-    "MACD_Hist",
-    "BB_Width",
-    "BB_Position",
-    "Return_1d",
-    "Return_5d",
-    "Return_10d",
-    "Volatility_10d",
-    "Volatility_20d",
-    "Volume_Ratio",
-    "High_Low_Range",
-    "Close_Position",
-    "Gap",
-]
+FEATURES = FEATURE_COLUMNS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Small models keep the suite fast; the keys are valid for each model type.
 FAST = {
@@ -318,9 +296,10 @@ def test_evaluate_edge_cases() -> None:
 
 
 def test_defaults_come_from_features_module(features: pd.DataFrame) -> None:
-    from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+    from stock_assets.core.features import TARGET_COLUMN
+    from tests.seed_reference import SEED_FEATURE_COLUMNS
 
-    assert list(FEATURE_COLUMNS) == FEATURES and TARGET_COLUMN == "Target"
+    assert list(FEATURE_COLUMNS) == SEED_FEATURE_COLUMNS and TARGET_COLUMN == "Target"
     result = train_and_evaluate(features, "logistic")
     assert result.feature_columns == FEATURES
 
