@@ -75,11 +75,10 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         skops_trusted_types=trusted_types(result.pipeline),
         pip_requirements=requirements,
     )
-    from stock_assets.serving_model import DirectionModel
-
     served = mlflow.pyfunc.log_model(
         name="serving_model",
-        python_model=DirectionModel(),
+        # MLflow's "models from code": the entry point is copied, nothing is pickled.
+        python_model=str(Path(__file__).with_name("serving_entrypoint.py")),
         artifacts={"pipeline": model_info.model_uri},
         pip_requirements=requirements,  # no input example: it would infer a named signature
     )
