@@ -20,8 +20,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,8 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stock_assets.core.data import generate_gbm
-from stock_assets.core.features import FEATURE_COLUMNS, compute_features, labelled_rows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests/ too
+
+from stock_assets.core.data import generate_gbm  # noqa: E402
+from stock_assets.core.features import FEATURE_COLUMNS, compute_features, labelled_rows  # noqa: E402
+from tests.processes import free_port, stop_group  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FORMS = ("dataframe_records", "dataframe_split")
@@ -85,13 +86,6 @@ def served_model() -> str:
     return f"{MODEL_URI} = version {version.version}: {params.get('model_type', '?')} ({hyper})"
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(log: Path, timeout: float = 120) -> Iterator[tuple[int, int]]:
     """Start the server on a free port, wait for ``/ping``, yield the port and the server's
@@ -118,15 +112,7 @@ def running_server(log: Path, timeout: float = 120) -> Iterator[tuple[int, int]]
         print(f"server ready on 127.0.0.1:{port} in {time.perf_counter() - started:.1f} s")
         yield port, proc.pid
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
 
 
 def group_cpu_seconds(pgid: int) -> float | None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ import mlflow
 import pytest
 
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
+from tests.processes import free_port, stop_group
 
 ASSETS = ["stock_data", "features", "model", "deploy_decision", "deployed_model"]
 
@@ -32,12 +31,6 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +48,7 @@ def _default_signals() -> None:
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`dagster dev` from the project root, on its own Dagster home, data dir and MLflow store."""
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -86,11 +79,7 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 time.sleep(1)
         yield url, uri
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process, grace=30)
         log.close()
 
 

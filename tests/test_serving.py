@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +31,7 @@ from tests.conftest import (
     env_for_subprocess,
     production_version,
 )
+from tests.processes import free_port, stop_group
 
 # No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -160,12 +158,6 @@ def test_without_the_alias_it_exits_1_and_says_what_to_do(mlflow_store: str) -> 
 # --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
     """Poll ``url`` until it answers 200; fail with the server's log if it dies or times out."""
     deadline = time.monotonic() + timeout
@@ -180,19 +172,6 @@ def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float
             pass
         time.sleep(0.2)
     pytest.fail(f"the server did not answer {url} within {timeout:.0f} s:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (mlflow CLI + uvicorn), SIGKILL if it lingers."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError):  # uvicorn may outlive its parent briefly
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +204,7 @@ def server(
         wait_until_ready(proc, f"{url}/ping", log)
         yield url, log
     finally:
-        stop(proc)
+        stop_group(proc)
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -7,8 +7,6 @@ One server per module, started with ``python -m stock_assets.tracking_server`` o
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +32,7 @@ from stock_assets.tracking_server import (
 )
 from tests.conftest import PROJECT_ROOT, failure_text, run_graph
 from tests.kfp_helpers import export, run_yaml
+from tests.processes import free_port, stop_group
 
 APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
 STARTUP_TIMEOUT = 90.0
@@ -55,35 +54,6 @@ class Server:
     def client(self) -> mlflow.MlflowClient:
         """A REST client of this server."""
         return mlflow.MlflowClient(tracking_uri=self.url, registry_uri=self.url)
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on (bound to 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """End the server's process group (mlflow, uvicorn and its workers): TERM, then KILL."""
-    pgid = process.pid  # start_new_session: the server leads its own group
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        process.poll()  # reap the leader once it exits
-        time.sleep(0.1)
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.fail(f"{error}\n--- server log ---\n{log.read_text()[-4000:]}")
         yield Server(url=url, data_dir=data)
     finally:
-        _stop(process)
+        stop_group(process)
 
 
 @pytest.fixture(scope="module")
