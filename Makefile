@@ -23,6 +23,7 @@ dev: $(STAMP)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 test: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

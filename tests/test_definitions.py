@@ -17,10 +17,11 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def test_definitions_validate_passes() -> None:
+def test_definitions_validate_passes(tmp_path: Path) -> None:
     done = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "stock_assets.definitions"],
         cwd=PROJECT_ROOT,
+        env=env_for_subprocess(DAGSTER_HOME=str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=120,
