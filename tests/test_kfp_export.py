@@ -166,6 +166,8 @@ def test_other_graph_fan_in_retry_resources_and_prefixed_names(tmp_path: Path) -
     tasks = all_tasks(spec)
     assert _dependencies(tasks["combined"]) == {"left", "right"}
     assert _dependencies(tasks["summary"]) == {"combined"}
+    assert _dependencies(tasks["notice"]) == {"summary"}  # deps= without data: ordering only
+    assert "inputs" not in tasks["notice"] or not tasks["notice"]["inputs"].get("artifacts")
     retry = tasks["combined"]["retryPolicy"]
     assert retry["maxRetryCount"] == 3
     assert retry["backoffDuration"] == "2s"

@@ -100,7 +100,7 @@ def test_another_graph_runs_under_kfp_local(tmp_path: Path, monkeypatch) -> None
     assert export(path, "--module", "tests.graphs.fan_in").returncode == 0
     succeeded, run_dir = run_yaml(path, tmp_path / "root", negate=True, scale=2.0)
     assert succeeded
-    assert executed_tasks(run_dir) == {"left", "right", "combined", "summary"}
+    assert executed_tasks(run_dir) == {"left", "right", "combined", "summary", "notice"}
     summary = read_value(run_dir / "summary" / "summary")
     # left: 0, 2, 4, 6 (scale 2.0); right: 0, -10, -20 (negated)
     assert summary == {"rows": 7, "total": -18.0}

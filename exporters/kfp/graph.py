@@ -108,7 +108,12 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
                     f"upstream {parent!r} is an external (non-materialisable) asset",
                     "Give it a materialisable definition in the same Definitions.",
                 )
-        loaded = {k.to_user_string() for k in assets_def.keys_by_input_name.values()}
+        # deps= without data are Nothing-typed inputs in Dagster: ordering edges, no artifact.
+        loaded = {
+            k.to_user_string()
+            for input_name, k in assets_def.keys_by_input_name.items()
+            if not assets_def.op.input_def_named(input_name).dagster_type.is_nothing
+        }
         spec = assets_def.specs_by_key[key]
         metadata = dict(assets_def.metadata_by_key.get(key, {}))
         tasks[name] = AssetTask(

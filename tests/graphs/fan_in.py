@@ -1,7 +1,8 @@
 """A small graph of another shape, to prove the exporter is not tied to the stock graph.
 
-Two roots fan in to ``combined``; one asset has a RetryPolicy and k8s resource hints, and the
-configs cover int, float, str and bool fields, one of them shared by two assets.
+Two roots fan in to ``combined``; one asset has a RetryPolicy and k8s resource hints, one
+depends on another without reading it, and the configs cover int, float, str and bool fields,
+one of them shared by two assets.
 """
 
 import pandas as pd
@@ -56,4 +57,9 @@ def summary(combined: pd.DataFrame) -> dict:
     return {"rows": len(combined), "total": float(combined["value"].sum())}
 
 
-defs = Definitions(assets=[left, right, combined, summary])
+@asset(deps=[summary], description="Runs after summary without reading it (an ordering edge).")
+def notice() -> dict:
+    return {"message": "summary is ready"}
+
+
+defs = Definitions(assets=[left, right, combined, summary, notice])
