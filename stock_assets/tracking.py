@@ -154,11 +154,13 @@ def png_markdown(path: Path, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{encoded})"
 
 
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
+
+
 def run_link(run_id: str) -> MetadataValue:
-    """A link to the run in the MLflow UI, or how to open it for a local store."""
+    """A link to the run in the MLflow UI: the tracking server's, or `make mlflow-ui`'s."""
     uri = mlflow.get_tracking_uri()
     run = mlflow.get_run(run_id)
     path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
-    if uri.startswith(("http://", "https://")):
-        return MetadataValue.url(f"{uri.rstrip('/')}/{path}")
-    return MetadataValue.text(f"run {run_id} in {uri} (open with `make mlflow-ui`, then {path})")
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
+    return MetadataValue.url(f"{base}/{path}")

@@ -110,6 +110,7 @@ def model(
             "test_window": " to ".join(trained["test_window"]),
             "registered_version": version,
             "mlflow_run": run_link(mlflow.run_id),
+            "mlflow_run_id": mlflow.run_id,
             "plots": MetadataValue.md(
                 "\n\n".join(png_markdown(path, name) for name, path in logged["figures"].items())
             ),
