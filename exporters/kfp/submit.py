@@ -105,6 +105,7 @@ def submit(
             cron_expression=recurring.cron_expression,
             pipeline_package_path=package,
             params=arguments or {},
+            no_catchup=True,  # like a Dagster schedule: missed ticks are not backfilled
             enabled=True,
         )
         done["recurring_run_id"] = job.recurring_run_id
