@@ -111,7 +111,10 @@ class PipelineMlFlow(MlFlow):
         super()._setup()
         # dagster-mlflow leaves mlflow_run_id unset when it has just created the run.
         self.mlflow_run_id = mlflow.active_run().info.run_id
-        mlflow.set_tags({"environment": self._environment, "author": _author()})
+        tags = {"environment": self._environment, "author": _author()}
+        if self._kfp_run_id:  # also on a run the platform injected through MLFLOW_RUN_ID
+            tags[KFP_RUN_TAG] = self._kfp_run_id
+        mlflow.set_tags(tags)
 
     def _set_all_tags(self) -> None:
         if self._owns_run:
