@@ -23,16 +23,21 @@ SEED_FEATURE_COLUMNS = [
 ]  # fmt: skip
 
 
-def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
-    """The seed's generate_data; ``ticker`` only labels the rows."""
-    np.random.seed(seed)
-
+def seed_dates(days: int) -> list[datetime]:
+    """The seed's business days from 2023-01-01."""
     dates = []
     current_date = datetime(2023, 1, 1)
     while len(dates) < days:
         if current_date.weekday() < 5:
             dates.append(current_date)
         current_date += timedelta(days=1)
+    return dates
+
+
+def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
+    """The seed's generate_data; ``ticker`` only labels the rows."""
+    np.random.seed(seed)
+    dates = seed_dates(days)
 
     start_price = 100.0
     volatility = 0.02

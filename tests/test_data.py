@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,7 @@ from stock_assets.core.data import (
     load_ohlcv_csv,
     validate_ohlcv,
 )
-from tests.seed_reference import seed_generate_data
-
-# --------------------------------------------------------------------------------------
-# Reference: the seed's generate_data (Composant 1), minus the KFP/CSV plumbing.
-# --------------------------------------------------------------------------------------
-
-
-def seed_dates(days: int) -> list[datetime]:
-    dates = []
-    current_date = datetime(2023, 1, 1)
-    while len(dates) < days:
-        if current_date.weekday() < 5:
-            dates.append(current_date)
-        current_date += timedelta(days=1)
-    return dates
+from tests.seed_reference import seed_dates, seed_generate_data
 
 
 def one(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
