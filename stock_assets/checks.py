@@ -8,11 +8,18 @@ from stock_assets.assets import features, stock_data
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
 
 
-def _record(context: AssetCheckExecutionContext, result: AssetCheckResult) -> AssetCheckResult:
-    """Mirror the outcome as an MLflow tag, so the run shows which checks passed."""
+def _result(
+    context: AssetCheckExecutionContext, passed: bool, problem: str, metadata: dict
+) -> AssetCheckResult:
+    """The check's result, described by ``problem`` when it fails, mirrored as an MLflow tag."""
     name = context.check_specs[0].name
-    context.resources.mlflow.set_tag(f"check.{name}", "passed" if result.passed else "failed")
-    return result
+    context.resources.mlflow.set_tag(f"check.{name}", "passed" if passed else "failed")
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if passed else problem,
+        metadata=metadata,
+    )
 
 
 @asset_check(asset=stock_data, blocking=True, required_resource_keys={"mlflow"})
@@ -30,16 +37,12 @@ def ohlc_consistent(
             | (stock_data[["Open", "Close"]].max(axis=1) > high)
         ).sum()
     )
-    return _record(
+    return _result(
         context,
-        AssetCheckResult(
-            passed=not_positive == 0 and outside == 0,
-            description=None
-            if not_positive == 0 and outside == 0
-            else f"{not_positive} bars with a price <= 0 and {outside} with Open or Close "
-            "outside [Low, High]; expected 0 < Low <= Open, Close <= High",
-            metadata={"bars_not_positive": not_positive, "bars_outside_low_high": outside},
-        ),
+        passed=not_positive == 0 and outside == 0,
+        problem=f"{not_positive} bars with a price <= 0 and {outside} with Open or Close "
+        "outside [Low, High]; expected 0 < Low <= Open, Close <= High",
+        metadata={"bars_not_positive": not_positive, "bars_outside_low_high": outside},
     )
 
 
@@ -51,16 +54,12 @@ def unique_sorted_bars(
     duplicates = int(stock_data.duplicated(["Ticker", "Date"]).sum())
     ordered = stock_data.sort_values(["Ticker", "Date"], kind="stable").index
     is_sorted = bool((ordered == stock_data.index).all())
-    return _record(
+    return _result(
         context,
-        AssetCheckResult(
-            passed=duplicates == 0 and is_sorted,
-            description=None
-            if duplicates == 0 and is_sorted
-            else f"{duplicates} duplicate (Ticker, Date) bars, sorted={is_sorted}; "
-            "expected one bar per ticker and date, sorted",
-            metadata={"duplicate_bars": duplicates, "sorted": is_sorted},
-        ),
+        passed=duplicates == 0 and is_sorted,
+        problem=f"{duplicates} duplicate (Ticker, Date) bars, sorted={is_sorted}; "
+        "expected one bar per ticker and date, sorted",
+        metadata={"duplicate_bars": duplicates, "sorted": is_sorted},
     )
 
 
@@ -76,15 +75,11 @@ def features_finite(
         for name, count in zip(FEATURE_COLUMNS, bad.sum(axis=0), strict=True)
         if count
     }
-    return _record(
+    return _result(
         context,
-        AssetCheckResult(
-            passed=not per_column,
-            description=None
-            if not per_column
-            else f"non-finite values in {', '.join(per_column)}; expected finite features",
-            metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
-        ),
+        passed=not per_column,
+        problem=f"non-finite values in {', '.join(per_column)}; expected finite features",
+        metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
     )
 
 
@@ -95,21 +90,12 @@ def target_has_both_classes(
     """Both up and down days are present among the labelled rows."""
     counts = features[TARGET_COLUMN].dropna().astype(int).value_counts()
     up, down = int(counts.get(1, 0)), int(counts.get(0, 0))
-    passed = up > 0 and down > 0
-    description = (
-        None
-        if passed
-        else f"Target has a single class ({up} up days, {down} down days); a classifier "
-        "needs both up and down days to train"
-    )
-    return _record(
+    return _result(
         context,
-        AssetCheckResult(
-            passed=passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=description,
-            metadata={"up_days": up, "down_days": down},
-        ),
+        passed=up > 0 and down > 0,
+        problem=f"Target has a single class ({up} up days, {down} down days); a classifier "
+        "needs both up and down days to train",
+        metadata={"up_days": up, "down_days": down},
     )
 
 
