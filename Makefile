@@ -45,11 +45,11 @@ mlflow-ui: $(STAMP)
 
 # A real tracking server: SQLite backend and a local artifact destination under data/.
 mlflow: $(STAMP)
-	$(BIN)/python -m stock_assets.tracking_server --host 127.0.0.1 --port 5001
+	$(BIN)/stock-tracking-server --host 127.0.0.1 --port 5001
 
 # Serve models:/stock-prediction@production on 127.0.0.1:5002.
 serve: $(STAMP)
-	$(BIN)/python -m stock_assets.serving --host 127.0.0.1 --port 5002
+	$(BIN)/stock-serve --host 127.0.0.1 --port 5002
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

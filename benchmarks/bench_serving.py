@@ -1,6 +1,6 @@
 """Latency of the served production model: sequential single-row requests over loopback.
 
-Starts the real server (``python -m stock_assets.serving``, i.e. ``mlflow models serve`` with
+Starts the real server (``stock-serve``, i.e. ``mlflow models serve`` with
 one uvicorn worker) on a free port on 127.0.0.1, sends ``--requests`` single-row POSTs to
 ``/invocations`` one after the other on one keep-alive connection (http.client), and prints
 the p50, p90, p99 and max latency (request sent to answer read) and the error count, then
@@ -71,9 +71,9 @@ def served_model() -> str:
     """The production version and what it is (model type, hyperparameters), for the report."""
     from mlflow import MlflowClient
 
+    from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
+    from stock_assets.mlflow_ops.serving.server import MODEL_URI
     from stock_assets.paths import default_tracking_uri
-    from stock_assets.serving import MODEL_URI
-    from stock_assets.tracking import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 
     client = MlflowClient(tracking_uri=default_tracking_uri())
     try:
@@ -93,7 +93,7 @@ def running_server(log: Path, timeout: float = 120) -> Iterator[tuple[int, int]]
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stock_assets.serving", "--port", str(port)],
+            [sys.executable, "-m", "stock_assets.mlflow_ops.serving.server", "--port", str(port)],
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,19 +1,11 @@
-"""The Dagster entry point: ``defs`` is what ``dagster dev`` and the KFP exporter load."""
+"""The Dagster entry point: ``defs`` is what ``dagster dev`` and the KFP exporter load.
 
-from dagster import Definitions
+Every definition lives under :mod:`stock_assets.defs`, one module per concern, and is found by
+Dagster's ``load_from_defs_folder`` (the project is named in ``[tool.dg]`` of pyproject.toml).
+"""
 
-from stock_assets.assets import ALL_ASSETS
-from stock_assets.checks import ALL_CHECKS
-from stock_assets.io_manager import AssetFileIOManager
-from stock_assets.resources import mlflow_tracking
-from stock_assets.schedules import nightly_retrain, retrain_job
-from stock_assets.sensors import ALL_SENSORS
+from pathlib import Path
 
-defs = Definitions(
-    assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
-    jobs=[retrain_job],
-    schedules=[nightly_retrain],
-    sensors=ALL_SENSORS,
-    resources={"io_manager": AssetFileIOManager(), "mlflow": mlflow_tracking},
-)
+from dagster import load_from_defs_folder
+
+defs = load_from_defs_folder(path_within_project=Path(__file__).parent)

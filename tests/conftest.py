@@ -98,7 +98,7 @@ def mlflow_run_for(result: ExecuteInProcessResult) -> mlflow.entities.Run:
 
 def production_version() -> str | None:
     """The registry version behind ``stock-prediction@production``, or None."""
-    from stock_assets.registry import production_version as lookup
+    from stock_assets.mlflow_ops.registry import production_version as lookup
 
     return lookup(mlflow.MlflowClient())
 

@@ -13,7 +13,7 @@ from dagster import AssetKey
 
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
-from stock_assets.storage import read_value
+from stock_assets.defs.storage import read_value
 from tests.conftest import (
     APPROVE_ALL,
     failure_text,

@@ -11,7 +11,7 @@ import mlflow
 from dagster import build_schedule_context, validate_run_config
 
 from stock_assets.definitions import defs
-from stock_assets.schedules import nightly_retrain
+from stock_assets.defs.schedules import nightly_retrain
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -8,7 +8,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from stock_assets.storage import read_value
+from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
 from tests.kfp_helpers import executed_tasks, export, run_yaml
 

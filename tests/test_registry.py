@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from stock_assets.registry import promote, register_version
+from stock_assets.mlflow_ops.registry import promote, register_version
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
 
@@ -34,7 +34,7 @@ def versions(mlflow_store: str) -> list[str]:
 
 def cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stock_assets.registry", *args],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", *args],
         cwd=PROJECT_ROOT,
         env=env_for_subprocess(MLFLOW_TRACKING_URI=store),
         capture_output=True,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from exporters.kfp.runtime import finish_pipeline_run, materialize_asset
-from stock_assets.resources import EXPERIMENT_NAME, close_open_runs, ensure_experiment
-from stock_assets.storage import read_value
+from stock_assets.defs.resources import EXPERIMENT_NAME, close_open_runs, ensure_experiment
+from stock_assets.defs.storage import read_value
 
 
 def _runs_tagged(kfp_run_id: str) -> list[mlflow.entities.Run]:

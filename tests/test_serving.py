@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 
 from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
-from stock_assets.serving import (
+from stock_assets.defs.storage import read_value
+from stock_assets.mlflow_ops.serving.server import (
     MODEL_URI,
     build_serve_command,
     missing_model_reason,
     sqlite_path,
 )
-from stock_assets.storage import read_value
 from tests.conftest import (
     PROJECT_ROOT,
     env_for_subprocess,
@@ -38,7 +38,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def serving_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stock_assets.serving", *args]
+    return [sys.executable, "-m", "stock_assets.mlflow_ops.serving.server", *args]
 
 
 def test_build_serve_command_is_mlflow_serve_with_the_store_and_the_venv_on_path() -> None:
@@ -87,7 +87,7 @@ def test_sqlite_path() -> None:
 
 
 def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason: str) -> None:
-    """``python -m stock_assets.serving`` exits 1 at once, explaining what is missing and why."""
+    """``stock-serve`` exits 1 at once, explaining what is missing and why."""
     started = time.monotonic()
     proc = subprocess.run(
         serving_command("--port", "1"),  # never bound: it must stop before serving
@@ -109,7 +109,7 @@ def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason
         "accuracy_threshold",
         "dagster asset materialize --select '*' -m stock_assets.definitions",
         '{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}',
-        "python -m stock_assets.registry promote N",
+        "stock-registry promote N",
     ):
         assert expected in proc.stderr, f"{expected!r} not in:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
@@ -178,7 +178,7 @@ def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float
 def server(
     deployed, mlflow_store: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
-    """``python -m stock_assets.serving`` on a free port; yields its base URL and log file.
+    """``stock-serve`` on a free port; yields its base URL and log file.
 
     It is started without MLFLOW_TRACKING_URI, with the data directory set to the store's
     folder, so it finds the store through the project default and must hand the URI on to

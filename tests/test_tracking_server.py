@@ -1,6 +1,6 @@
 """The pipeline against a real ``mlflow server`` (SQLite store, proxied local artifacts).
 
-One server per module, started with ``python -m stock_assets.tracking_server`` on a free port of
+One server per module, started with ``stock-tracking-server`` on a free port of
 127.0.0.1 with its own data directory, and killed (with its workers) afterwards.
 """
 
@@ -21,10 +21,10 @@ from dagster import ExecuteInProcessResult
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
-from stock_assets.registry import REGISTERED_MODEL_NAME, production_version
-from stock_assets.resources import EXPERIMENT_NAME, KFP_RUN_TAG
-from stock_assets.storage import read_value
-from stock_assets.tracking_server import (
+from stock_assets.defs.resources import EXPERIMENT_NAME, KFP_RUN_TAG
+from stock_assets.defs.storage import read_value
+from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, production_version
+from stock_assets.mlflow_ops.tracking_server import (
     ARTIFACTS_DIR,
     BACKEND_DB,
     build_server_command,
@@ -58,7 +58,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``python -m stock_assets.tracking_server`` on a free port, in its own process group."""
+    """``stock-tracking-server`` on a free port, in its own process group."""
     data = tmp_path_factory.mktemp("server-data")
     port = free_port()
     log = data.parent / f"{data.name}.log"
@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             [
                 sys.executable,
                 "-m",
-                "stock_assets.tracking_server",
+                "stock_assets.mlflow_ops.tracking_server",
                 *("--port", str(port), "--data-dir", str(data), "--workers", "1"),
             ],
             cwd=PROJECT_ROOT,
@@ -214,7 +214,7 @@ def test_registry_command_goes_through_the_server(
 ) -> None:
     version = deployed.output_for_node("deployed_model")["version"]
     done = subprocess.run(
-        [sys.executable, "-m", "stock_assets.registry", "list"],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "list"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "MLFLOW_TRACKING_URI": server.url},
         capture_output=True,

@@ -23,7 +23,7 @@ from dagster import (
     materialize,
 )
 
-from stock_assets.storage import read_value, write_value
+from stock_assets.defs.storage import read_value, write_value
 
 #: A resource whose config has this field shares one MLflow run per KFP run.
 KFP_RUN_CONFIG_FIELD = "kfp_run_id"
@@ -123,7 +123,7 @@ def finish_pipeline_run(*, module: str, kfp_run_id: str, state: str) -> None:
     defs = load_definitions(module)
     if not tracking_resource_keys(defs):
         return
-    from stock_assets.resources import end_pipeline_run
+    from stock_assets.defs.resources import end_pipeline_run
 
     run_id = end_pipeline_run(kfp_run_id, succeeded=state == "SUCCEEDED")
     print(f"MLflow run {run_id} of KFP run {kfp_run_id} ended: pipeline state {state}")

@@ -12,7 +12,7 @@ Archived       tag ``stage=archived`` on the version that lost ``production``
 =============  =====================================================================
 
 The registered model's tag ``production_history`` lists the versions that held production, so
-``rollback`` knows where to go. Run ``python -m stock_assets.registry --help`` for the CLI.
+``rollback`` knows where to go. Run ``stock-registry --help`` for the CLI.
 """
 
 from __future__ import annotations
@@ -180,9 +180,9 @@ def _history(client: MlflowClient, name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stock_assets.registry list | promote N | rollback``."""
+    """``stock-registry list | promote N | rollback``."""
     parser = argparse.ArgumentParser(
-        prog="python -m stock_assets.registry",
+        prog="stock-registry",
         description=(
             f"Inspect and move the '{REGISTERED_MODEL_NAME}' registry aliases. Uses "
             "MLFLOW_TRACKING_URI, else the project's local store."

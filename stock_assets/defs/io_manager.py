@@ -8,8 +8,8 @@ from typing import Any
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
+from stock_assets.defs.storage import read_value, suffix_for, write_value
 from stock_assets.paths import data_dir
-from stock_assets.storage import read_value, suffix_for, write_value
 
 
 class AssetFileIOManager(ConfigurableIOManager):

@@ -17,7 +17,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import mlflow
-from dagster import DagsterEventType, Failure, Field, InitResourceContext, Noneable, resource
+from dagster import (
+    DagsterEventType,
+    Definitions,
+    Failure,
+    Field,
+    InitResourceContext,
+    Noneable,
+    definitions,
+    resource,
+)
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
@@ -231,3 +240,11 @@ def mlflow_tracking(context: InitResourceContext) -> Iterator[PipelineMlFlow]:
         yield tracker
     finally:
         tracker.finish()
+
+
+@definitions
+def resources() -> Definitions:
+    """The resources every asset and check uses: the value store and MLflow."""
+    from stock_assets.defs.io_manager import AssetFileIOManager
+
+    return Definitions(resources={"io_manager": AssetFileIOManager(), "mlflow": mlflow_tracking})

@@ -6,16 +6,18 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 from mlflow import MlflowClient
 
-from stock_assets.config import ModelConfig
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.selection import Candidate, compare_candidates, parse_candidates
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
-from stock_assets.registry import register_version
-from stock_assets.tracking import log_comparison, log_training, png_markdown, run_link
+from stock_assets.defs.config import ModelConfig
+from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.metadata import png_markdown, run_link
+from stock_assets.mlflow_ops.registry import register_version
+from stock_assets.mlflow_ops.run_logging import log_comparison, log_training
 
 
 @asset(
-    group_name="stock_prediction",
+    group_name=GROUP_NAME,
     kinds={"scikit-learn", "mlflow"},
     required_resource_keys={"mlflow"},
     metadata={"kfp/metrics": "metrics"},

@@ -1,6 +1,6 @@
 """Serve the production model over HTTP with ``mlflow models serve``.
 
-Run: ``python -m stock_assets.serving [--port 5002] [--host 127.0.0.1] [--workers N]``.
+Run: ``stock-serve [--port 5002] [--host 127.0.0.1] [--workers N]`` (``make serve``).
 It serves ``models:/stock-prediction@production`` from the project's tracking store
 (``MLFLOW_TRACKING_URI``, else the SQLite store in the data directory), in this Python
 environment (``--env-manager local``). Before starting, it checks that the alias exists and,
@@ -17,8 +17,8 @@ import sysconfig
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 from stock_assets.paths import default_tracking_uri
-from stock_assets.tracking import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 
 MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
 DEFAULT_HOST = "127.0.0.1"
@@ -28,7 +28,7 @@ DEPLOY_COMMAND = (
     "dagster asset materialize --select '*' -m stock_assets.definitions --config-json "
     '\'{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}\''
 )
-PROMOTE_COMMAND = "python -m stock_assets.registry promote N"
+PROMOTE_COMMAND = "stock-registry promote N"
 
 
 def build_serve_command(
@@ -105,7 +105,7 @@ def missing_model_reason(tracking_uri: str) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from stock_assets.registry import production_version
+    from stock_assets.mlflow_ops.registry import production_version
 
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
@@ -134,7 +134,7 @@ def missing_model_message(tracking_uri: str, reason: str) -> str:
         "accuracy_threshold=0 so that it is always promoted:\n"
         f"  {DEPLOY_COMMAND}\n"
         "or point the alias at an existing registered version N:\n"
-        f"  {PROMOTE_COMMAND}   (versions: python -m stock_assets.registry list)\n"
+        f"  {PROMOTE_COMMAND}   (versions: stock-registry list)\n"
         "(Both use the same store: MLFLOW_TRACKING_URI if set, else the SQLite store in the "
         "data directory, STOCK_ASSETS_DATA_DIR or ./data.)"
     )
@@ -143,7 +143,8 @@ def missing_model_message(tracking_uri: str, reason: str) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m stock_assets.serving", description=__doc__.split("\n\n")[0]
+        prog="stock-serve",
+        description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")

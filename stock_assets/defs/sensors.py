@@ -15,7 +15,7 @@ from dagster import (
     run_status_sensor,
 )
 
-from stock_assets.resources import close_open_runs
+from stock_assets.defs.resources import close_open_runs
 
 
 @run_failure_sensor(
@@ -37,6 +37,3 @@ def mlflow_run_on_cancel(context: RunStatusSensorContext) -> None:
     closed = close_open_runs(context.dagster_run.run_id, "KILLED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} KILLED")
-
-
-ALL_SENSORS = [mlflow_run_on_failure, mlflow_run_on_cancel]

@@ -7,10 +7,11 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from mlflow import MlflowClient
 
-from stock_assets.config import DeployDecisionConfig
 from stock_assets.core.features import TARGET_COLUMN
 from stock_assets.core.training import time_split
-from stock_assets.registry import (
+from stock_assets.defs.config import DeployDecisionConfig
+from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.mlflow_ops.registry import (
     REGISTERED_MODEL_NAME,
     mark_staging,
     production_version,
@@ -40,7 +41,7 @@ def score_production(
 
 
 @asset(
-    group_name="stock_prediction",
+    group_name=GROUP_NAME,
     kinds={"mlflow"},
     required_resource_keys={"mlflow"},
     description=(
@@ -118,7 +119,7 @@ def deploy_decision(
 
 
 @asset(
-    group_name="stock_prediction",
+    group_name=GROUP_NAME,
     kinds={"mlflow"},
     required_resource_keys={"mlflow"},
     output_required=False,

@@ -1,6 +1,6 @@
 """A local MLflow tracking server: SQLite backend store, artifacts proxied into the data dir.
 
-``python -m stock_assets.tracking_server [--host 127.0.0.1] [--port 5001] [--data-dir DIR]``
+``stock-tracking-server [--host 127.0.0.1] [--port 5001] [--data-dir DIR]`` (``make mlflow``)
 replaces itself with ``mlflow server``. Runs and the registry live in
 ``<data>/mlflow-server.db``; clients upload and download artifacts through the server
 (``mlflow-artifacts:/``), which stores them under ``<data>/mlflow-server-artifacts``. Point the
@@ -101,7 +101,7 @@ def wait_until_ready(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m stock_assets.tracking_server",
+        prog="stock-tracking-server",
         description=(
             "Run a local MLflow tracking server: SQLite backend store and proxied artifact "
             "storage, both under the project's data directory."

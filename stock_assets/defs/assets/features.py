@@ -4,11 +4,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
-from stock_assets.metadata import frame_metadata
+from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.metadata import frame_metadata
 
 
 @asset(
-    group_name="stock_prediction",
+    group_name=GROUP_NAME,
     kinds={"pandas"},
     required_resource_keys={"mlflow"},
     code_version="1",

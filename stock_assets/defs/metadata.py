@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
 
@@ -32,3 +35,21 @@ def frame_metadata(df: pd.DataFrame, preview_columns: list[str] | None = None) -
         "n_tickers": int(df["Ticker"].nunique()),
         "preview": MetadataValue.md(preview.tail(5).to_markdown(index=False, floatfmt=".4g")),
     }
+
+
+def png_markdown(path: Path, alt: str) -> str:
+    """A markdown image with the PNG inlined, for Dagster's metadata panel."""
+    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
+
+
+def run_link(run_id: str) -> MetadataValue:
+    """A link to the run in the MLflow UI: the tracking server's, or `make mlflow-ui`'s."""
+    uri = mlflow.get_tracking_uri()
+    run = mlflow.get_run(run_id)
+    path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
+    return MetadataValue.url(f"{base}/{path}")

@@ -3,13 +3,14 @@
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, Output, asset
 
-from stock_assets.config import StockDataConfig
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
-from stock_assets.metadata import frame_metadata
+from stock_assets.defs.config import StockDataConfig
+from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.metadata import frame_metadata
 
 
 @asset(
-    group_name="stock_prediction",
+    group_name=GROUP_NAME,
     kinds={"pandas"},
     required_resource_keys={"mlflow"},
     code_version="1",

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from stock_assets.assets import features, stock_data
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.defs.assets.data import stock_data
+from stock_assets.defs.assets.features import features
 
 
 def _result(
@@ -97,6 +98,3 @@ def target_has_both_classes(
         "needs both up and down days to train",
         metadata={"up_days": up, "down_days": down},
     )
-
-
-ALL_CHECKS = [ohlc_consistent, unique_sorted_bars, features_finite, target_has_both_classes]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import tempfile
 from pathlib import Path
@@ -10,9 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
-from dagster import MetadataValue
-
-from stock_assets.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 
 if TYPE_CHECKING:
     from stock_assets.core.training import TrainingResult
@@ -78,7 +74,7 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
     served = mlflow.pyfunc.log_model(
         name="serving_model",
         # MLflow's "models from code": the entry point is copied, nothing is pickled.
-        python_model=str(Path(__file__).with_name("serving_entrypoint.py")),
+        python_model=str(Path(__file__).parent / "serving" / "model_code.py"),
         artifacts={"pipeline": model_info.model_uri},
         pip_requirements=requirements,  # no input example: it would infer a named signature
     )
@@ -87,16 +83,6 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         "model_uri": model_info.model_uri,
         "serving_model_uri": served.model_uri,
     }
-
-
-__all__ = [
-    "PRODUCTION_ALIAS",
-    "REGISTERED_MODEL_NAME",
-    "log_comparison",
-    "log_training",
-    "png_markdown",
-    "run_link",
-]
 
 
 def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
@@ -146,21 +132,3 @@ def trusted_types(pipeline: Any) -> list[str]:
 
     found = sio.get_untrusted_types(data=sio.dumps(pipeline))
     return [name for name in found if name.startswith(("sklearn.", "numpy."))]
-
-
-def png_markdown(path: Path, alt: str) -> str:
-    """A markdown image with the PNG inlined, for Dagster's metadata panel."""
-    encoded = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"![{alt}](data:image/png;base64,{encoded})"
-
-
-LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
-
-
-def run_link(run_id: str) -> MetadataValue:
-    """A link to the run in the MLflow UI: the tracking server's, or `make mlflow-ui`'s."""
-    uri = mlflow.get_tracking_uri()
-    run = mlflow.get_run(run_id)
-    path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
-    return MetadataValue.url(f"{base}/{path}")

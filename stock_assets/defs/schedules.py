@@ -10,9 +10,11 @@ from dagster import (
     schedule,
 )
 
+from stock_assets.defs.constants import GROUP_NAME
+
 retrain_job = define_asset_job(
     name="retrain",
-    selection=AssetSelection.groups("stock_prediction"),
+    selection=AssetSelection.groups(GROUP_NAME),
     description="Materialise the whole stock-prediction graph.",
 )
 

@@ -1,0 +1,1 @@
+"""MLflow operations outside the Dagster graph: registry, run logging, serving, tracking server."""
