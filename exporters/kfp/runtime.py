@@ -10,36 +10,82 @@ Blocking asset checks of the asset run in the same task: a failed check fails th
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from dagster import (
     AssetKey,
     AssetSelection,
-    ConfigurableIOManager,
+    ConfigurableResource,
     DagsterInstance,
     Definitions,
     InputContext,
+    IOManager,
     OutputContext,
     materialize,
 )
 
-from stock_assets.defs.storage import read_value, write_value
-
-#: A resource whose config has this field shares one MLflow run per KFP run.
+#: A resource whose config has this field shares one tracking run per KFP run; the exit
+#: handler calls its ``end_pipeline_run(kfp_run_id, status)``.
 KFP_RUN_CONFIG_FIELD = "kfp_run_id"
+PARQUET_MAGIC = b"PAR1"
 
 
-class ArtifactPathIOManager(ConfigurableIOManager):
-    """Loads and stores asset values at the paths KFP assigned to this task's artifacts."""
+class ArtifactPathIOManager(IOManager):
+    """Loads and stores asset values at the paths KFP assigned to this task's artifacts.
 
-    paths: dict[str, str]
+    With the project's io_manager's ``dump_to_path`` / ``load_from_path`` (the names of
+    ``dagster.UPathIOManager``) when it has them, else Parquet for DataFrames and JSON.
+    """
+
+    def __init__(self, paths: dict[str, str], storage: Any = None) -> None:
+        self.paths = paths
+        has_both = hasattr(storage, "dump_to_path") and hasattr(storage, "load_from_path")
+        self.storage = storage if has_both else None
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        if obj is not None:
-            write_value(self.paths[context.asset_key.to_user_string()], obj)
+        if obj is None:
+            return
+        path = self.paths[context.asset_key.to_user_string()]
+        if self.storage is not None:
+            self.storage.dump_to_path(context, obj, Path(path))
+        else:
+            _write_default(path, obj)
 
     def load_input(self, context: InputContext) -> Any:
-        return read_value(self.paths[context.asset_key.to_user_string()])
+        path = self.paths[context.asset_key.to_user_string()]
+        if self.storage is not None:
+            return self.storage.load_from_path(context, Path(path))
+        return read_default(path)
+
+
+def _write_default(path: str, value: Any) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    try:
+        if type(value).__name__ == "DataFrame":
+            value.to_parquet(tmp_name, index=False)
+        else:
+            Path(tmp_name).write_text(json.dumps(value, sort_keys=True))
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+
+
+def read_default(path: str | os.PathLike[str]) -> Any:
+    """A value the default storage wrote: Parquet or JSON."""
+    source = Path(path)
+    if source.read_bytes()[:4] == PARQUET_MAGIC:
+        import pandas as pd
+
+        return pd.read_parquet(source)
+    return json.loads(source.read_text())
 
 
 def load_definitions(module_name: str) -> Definitions:
@@ -60,6 +106,10 @@ def tracking_resource_keys(defs: Definitions) -> list[str]:
     """Resource keys whose config accepts ``kfp_run_id`` (the project's MLflow resource)."""
     keys = []
     for key, resource_def in (defs.resources or {}).items():
+        if isinstance(resource_def, ConfigurableResource):
+            if KFP_RUN_CONFIG_FIELD in type(resource_def).model_fields:
+                keys.append(key)
+            continue
         schema = getattr(resource_def, "config_schema", None)
         fields = getattr(getattr(schema, "config_type", None), "fields", {}) or {}
         if KFP_RUN_CONFIG_FIELD in fields:
@@ -94,12 +144,18 @@ def materialize_asset(
     paths = {**inputs, asset: output}
 
     resources: dict[str, Any] = dict(defs.resources or {})
-    resources["io_manager"] = ArtifactPathIOManager(paths=paths)
+    resources["io_manager"] = ArtifactPathIOManager(paths, resources.get("io_manager"))
     run_config: dict[str, Any] = {"ops": {op_name: {"config": config}}} if config else {}
     if kfp_run_id:
-        run_config["resources"] = {
-            k: {"config": {KFP_RUN_CONFIG_FIELD: kfp_run_id}} for k in tracking_resource_keys(defs)
-        }
+        for key in tracking_resource_keys(defs):
+            resource = resources[key]
+            if isinstance(resource, ConfigurableResource):
+                values = {name: getattr(resource, name) for name in type(resource).model_fields}
+                resources[key] = type(resource)(**{**values, KFP_RUN_CONFIG_FIELD: kfp_run_id})
+            else:
+                run_config.setdefault("resources", {})[key] = {
+                    "config": {KFP_RUN_CONFIG_FIELD: kfp_run_id}
+                }
 
     result = materialize(
         [*(defs.assets or []), *(defs.asset_checks or [])],
@@ -121,12 +177,12 @@ def materialize_asset(
 def finish_pipeline_run(*, module: str, kfp_run_id: str, state: str) -> None:
     """Exit handler: end the KFP run's MLflow run, FINISHED on success and FAILED otherwise."""
     defs = load_definitions(module)
-    if not tracking_resource_keys(defs):
-        return
-    from stock_assets.defs.resources import end_pipeline_run
-
-    run_id = end_pipeline_run(kfp_run_id, succeeded=state == "SUCCEEDED")
-    print(f"MLflow run {run_id} of KFP run {kfp_run_id} ended: pipeline state {state}")
+    status = {"SUCCEEDED": "FINISHED", "CANCELED": "KILLED", "CANCELLED": "KILLED"}.get(
+        state, "FAILED"
+    )
+    for key in tracking_resource_keys(defs):
+        run_id = defs.resources[key].end_pipeline_run(kfp_run_id, status)
+        print(f"MLflow run {run_id} of KFP run {kfp_run_id} ended {status}: pipeline state {state}")
 
 
 def _has_output(result: Any, op_name: str) -> bool:

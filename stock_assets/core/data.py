@@ -7,6 +7,7 @@ checks the same normalised frame: columns ``OHLCV_COLUMNS``, ``Date`` as ``datet
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
@@ -61,7 +62,28 @@ def _ticker_random_state(seed: int, ticker: str) -> np.random.RandomState:
     return np.random.RandomState(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-def _check_tickers(tickers: Iterable[str]) -> list[str]:
+# The rules for the synthetic series' arguments, each written once: ``generate_gbm`` applies
+# them, and the Dagster config classes call them so a bad value fails in the launchpad.
+
+
+def check_days(days: int) -> int:
+    """``days`` if it is an integer number of bars the features can be computed on."""
+    if isinstance(days, bool) or not isinstance(days, int | np.integer):
+        raise DataValidationError(f"days={days!r} is not an integer")
+    if days < MIN_ROWS_PER_TICKER:
+        raise DataValidationError(f"days={days} is too small: {_MIN_ROWS_WHY}")
+    return int(days)
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if numpy's RandomState accepts it."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise DataValidationError(f"seed={seed!r}; expected an integer in [0, 2**32)")
+    return int(seed)
+
+
+def check_tickers(tickers: Iterable[str]) -> list[str]:
+    """The ticker symbols if there is at least one and each is non-blank and unique."""
     if isinstance(tickers, str):
         tickers = [tickers]
     names = list(tickers)
@@ -81,19 +103,16 @@ def _check_tickers(tickers: Iterable[str]) -> list[str]:
     return names
 
 
-def _check_end_date(end_date: str | None, field: str = "end_date") -> pd.Timestamp | None:
+def check_end_date(end_date: str | None, field: str = "end_date") -> pd.Timestamp | None:
+    """The ISO date ``end_date`` (``YYYY-MM-DD``, a time of day allowed) as a naive Timestamp."""
     if end_date is None:
         return None
     try:
-        ts = pd.Timestamp(end_date)
-    except (ValueError, TypeError) as exc:
+        ts = pd.Timestamp(dt.datetime.fromisoformat(str(end_date)))
+    except ValueError as exc:
         raise DataValidationError(
-            f"{field}: cannot parse {end_date!r} as a date; expected e.g. '2024-06-28'"
+            f"{field}={end_date!r} is not a date; expected YYYY-MM-DD, e.g. '2024-06-28'"
         ) from exc
-    if ts is pd.NaT:
-        raise DataValidationError(
-            f"{field}: got {end_date!r}; expected a date such as '2024-06-28'"
-        )
     if ts.tzinfo is not None:
         ts = ts.tz_localize(None)
     return ts
@@ -126,15 +145,9 @@ def generate_gbm(
     ``end_date``, the ``days`` business days ending on or before ``end_date``. With the
     defaults the frame equals the seed's ``generate_data`` value for value.
     """
-    if isinstance(days, bool) or not isinstance(days, int | np.integer):
-        raise DataValidationError(f"days: got {days!r}; expected an integer")
-    if days < MIN_ROWS_PER_TICKER:
-        raise DataValidationError(f"days: got {days}; {_MIN_ROWS_WHY}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
-        raise DataValidationError(f"seed: got {seed!r}; expected an integer in [0, 2**32)")
-    names = _check_tickers(tickers)
-    end = _check_end_date(end_date)
-    days, seed = int(days), int(seed)
+    days, seed = check_days(days), check_seed(seed)
+    names = check_tickers(tickers)
+    end = check_end_date(end_date)
 
     dates = _business_days(days, end)
 
@@ -275,7 +288,7 @@ def load_ohlcv_csv(
     """
     file = Path(path)
     source = str(path)
-    end = _check_end_date(end_date, field=f"{source}: end_date")
+    end = check_end_date(end_date, field=f"{source}: end_date")
     if ticker is not None and (not isinstance(ticker, str) or not ticker.strip()):
         raise DataValidationError(
             f"{source}: ticker argument {ticker!r} is blank; expected a symbol such as 'AAPL'"
@@ -372,6 +385,30 @@ def _where(df: pd.DataFrame, mask: np.ndarray) -> str:
     return f"{word} {label}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+def duplicate_bars(df: pd.DataFrame) -> np.ndarray:
+    """Which rows repeat an earlier row's (Ticker, Date): daily bars are one per ticker and date.
+
+    The one statement of the rule: :func:`validate_ohlcv`, ``compute_features`` and the
+    ``unique_sorted_bars`` asset check all ask it.
+    """
+    codes, _ = pd.factorize(df["Ticker"], use_na_sentinel=True)
+    dates = df["Date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    same = codes[1:] == codes[:-1]
+    if np.all(codes[1:] >= codes[:-1]) and np.all(dates[1:][same] > dates[:-1][same]):
+        return np.zeros(len(df), dtype=bool)  # grouped by ticker, dates rising: no repeat
+    return pd.DataFrame({"t": codes, "d": dates}).duplicated().to_numpy()
+
+
+def check_unique_bars(df: pd.DataFrame, source: str = "stock data") -> None:
+    """Raise ``DataValidationError`` naming the first repeated (Ticker, Date) bar, if any."""
+    bad = duplicate_bars(df)
+    if bad.any():
+        raise DataValidationError(
+            f"{source}: duplicate date(s) for a ticker: {int(bad.sum())} repeated row(s), "
+            f"first at {_where(df, bad)}; expected one row per ticker per date (daily bars)"
+        )
+
+
 def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
     """Raise ``DataValidationError`` unless ``df`` holds usable daily bars.
 
@@ -457,16 +494,7 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
             f"{_where(df, bad)}; expected a symbol on every row"
         )
 
-    dates = df["Date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    same = codes[1:] == codes[:-1]
-    in_order = np.all(codes[1:] >= codes[:-1]) and np.all(dates[1:][same] > dates[:-1][same])
-    if not in_order:  # sorted input (the usual case) cannot hold duplicates
-        bad = pd.DataFrame({"t": codes, "d": dates}).duplicated().to_numpy()
-        if bad.any():
-            raise DataValidationError(
-                f"{source}: duplicate date(s) for a ticker: {int(bad.sum())} repeated row(s), "
-                f"first at {_where(df, bad)}; expected one row per ticker per date (daily bars)"
-            )
+    check_unique_bars(df, source)
 
     counts = np.bincount(codes, minlength=len(symbols))
     short = np.flatnonzero(counts < MIN_ROWS_PER_TICKER)

@@ -25,7 +25,12 @@ import pandas as pd
 from pandas.api.indexers import BaseIndexer
 from pandas.api.typing import Rolling
 
-from stock_assets.core.data import OHLCV_COLUMNS, PRICE_COLUMNS, DataValidationError
+from stock_assets.core.data import (
+    OHLCV_COLUMNS,
+    PRICE_COLUMNS,
+    DataValidationError,
+    check_unique_bars,
+)
 
 FEATURE_COLUMNS = [
     "SMA_5",
@@ -160,15 +165,6 @@ def _sorted_columns(stock_data: pd.DataFrame) -> dict[str, np.ndarray]:
         codes, _ = pd.factorize(stock_data["Ticker"], sort=True)
         order = np.lexsort((dates, codes))
         cols = {c: a[order] for c, a in cols.items()}
-        tickers, dates = cols["Ticker"], cols["Date"].view(np.int64)
-        same = tickers[1:] == tickers[:-1]
-    dup = same & (dates[1:] == dates[:-1])
-    if dup.any():
-        i = int(np.argmax(dup)) + 1
-        raise DataValidationError(
-            f"compute_features: duplicate date for ticker {tickers[i]!r} on "
-            f"{pd.Timestamp(cols['Date'][i]).date()}; expected one row per ticker per date"
-        )
     return cols
 
 
@@ -245,6 +241,7 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
     The input must hold finite OHLCV values (see ``validate_ohlcv``); it is not modified.
     """
     _check_input(stock_data)
+    check_unique_bars(stock_data, source="compute_features")
     cols = _sorted_columns(stock_data)
     groups = _Groups(cols["Ticker"])
     keep = groups.position >= _WARM_UP
@@ -284,12 +281,3 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
     np.greater(close[1:], close[:-1], out=rises[:-1], casting="unsafe")
     out[TARGET_COLUMN] = pd.arrays.IntegerArray(rises[rows], groups.last[rows])
     return out
-
-
-def labelled_rows(features_df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose ``Target`` is known (not each ticker's last row), Target as int64."""
-    known = features_df[TARGET_COLUMN].notna().to_numpy()
-    labelled = features_df.take(np.flatnonzero(known))  # one copy, index reset below
-    labelled.index = pd.RangeIndex(len(labelled))
-    labelled[TARGET_COLUMN] = labelled[TARGET_COLUMN].to_numpy(dtype=np.int64)
-    return labelled

@@ -139,7 +139,7 @@ def feature_importance_png(
 
 
 def scores_bar_png(
-    scores: pd.DataFrame | pd.Series,
+    scores: pd.Series,
     path: PathLike,
     metric: str = "accuracy",
     baseline: float | None = None,
@@ -147,19 +147,10 @@ def scores_bar_png(
 ) -> Path:
     """Compare candidate models: one horizontal bar per candidate, the best one(s) highlighted.
 
-    ``scores`` is a Series (index = candidate label, values = ``metric``) or a DataFrame with a
-    ``metric`` column and candidate labels in a ``label`` / ``candidate`` column or the index.
-    Candidates keep their given order, first on top. ``baseline`` draws a vertical line.
+    ``scores`` is indexed by candidate label, its values are ``metric``. Candidates keep their
+    given order, first on top. ``baseline`` draws a vertical line.
     """
-    if isinstance(scores, pd.DataFrame):
-        if metric not in scores.columns:
-            raise ValueError(f"scores has no {metric!r} column; columns: {list(scores.columns)}")
-        label_col = next((c for c in ("label", "candidate") if c in scores.columns), None)
-        labels = scores[label_col] if label_col else scores.index
-        values = pd.Series(scores[metric].to_numpy(dtype=float), index=[str(x) for x in labels])
-    else:
-        values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
-
+    values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
     values = values.iloc[::-1]  # first candidate on top
     fig, ax = plt.subplots(figsize=(8, max(3.0, 0.45 * len(values) + 1.5)))
     top = np.nanmax(values.to_numpy()) if values.notna().any() else np.nan

@@ -9,7 +9,7 @@ here; it judges only the chosen model, later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +23,13 @@ from stock_assets.core.training import (
     MODEL_TYPES,
     TrainingError,
     build_pipeline,
+    check_both_classes,
     evaluate,
     majority_class,
     resolve_hyperparameters,
 )
 
-#: The seed's ``compare_models`` grid.
+#: The reference pipeline's ``compare_models`` grid.
 DEFAULT_CANDIDATES = [
     "random_forest: n_estimators=50, max_depth=5",
     "random_forest: n_estimators=100, max_depth=10",
@@ -54,8 +55,32 @@ class Candidate:
         return f"{self.model_type}: {params}" if params else self.model_type
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The walk-forward scores of every candidate, ranked, and the best candidate."""
+
+    table: pd.DataFrame  # one row per candidate: rank, candidate, model_type, <metric>_mean/_std
+    best: Candidate
+
+
+def check_selection_metric(metric: str) -> str:
+    """``metric`` if candidates can be ranked by it."""
+    if metric not in SELECTION_METRICS:
+        raise TrainingError(
+            f"selection_metric={metric!r}; choose one of {', '.join(SELECTION_METRICS)}"
+        )
+    return metric
+
+
+def check_cv_folds(folds: int) -> int:
+    """``folds`` if walk-forward validation can use it (at least 2 folds)."""
+    if folds < 2:
+        raise TrainingError(f"cv_folds={folds} must be at least 2")
+    return folds
+
+
 def parse_candidate(spec: str) -> Candidate:
-    """``"logistic: C=0.1, max_iter=1000"`` → Candidate; unset hyperparameters keep the seed's."""
+    """``"logistic: C=0.1, max_iter=1000"`` → Candidate; unset hyperparameters keep defaults."""
     model_type, _, rest = spec.partition(":")
     model_type = model_type.strip()
     overrides: dict[str, Any] = {}
@@ -115,25 +140,18 @@ def compare_candidates(
     random_state: int = DEFAULT_RANDOM_STATE,
     feature_columns: Sequence[str] = FEATURE_COLUMNS,
     n_jobs: int = 2,
-) -> pd.DataFrame:
+) -> Comparison:
     """Walk-forward scores per candidate: one row each, ``<metric>_mean``/``_std``, ranked.
 
     The row with ``rank == 1`` is the best by ``selection_metric`` (ties: first listed wins).
     """
-    if selection_metric not in SELECTION_METRICS:
-        raise TrainingError(
-            f"selection_metric={selection_metric!r}; choose one of {', '.join(SELECTION_METRICS)}"
-        )
+    check_selection_metric(selection_metric)
     columns = list(feature_columns)
     X = train_rows[columns].to_numpy(dtype="float64")
     y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
     folds = walk_forward_folds(train_rows, cv_folds)
     for fit_idx, _ in folds:
-        if len(np.unique(y[fit_idx])) < 2:
-            raise TrainingError(
-                "a walk-forward fold's training target has a single class; "
-                "lower cv_folds or provide more history"
-            )
+        check_both_classes(y[fit_idx], "training target of a walk-forward fold")
 
     def score(candidate: Candidate, fit_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, float]:
         pipeline = build_pipeline(candidate.model_type, candidate.hyperparameters, random_state)
@@ -167,7 +185,28 @@ def compare_candidates(
     ranked = table.sort_values([key, "order"], ascending=[False, True], kind="stable")
     table["rank"] = 0
     table.loc[ranked.index, "rank"] = np.arange(1, len(table) + 1)
-    return table.drop(columns="order").sort_values("rank", kind="stable").reset_index(drop=True)
+    best = candidates[int(ranked["order"].iloc[0])]
+    table = table.drop(columns="order").sort_values("rank", kind="stable").reset_index(drop=True)
+    return Comparison(table=table, best=best)
+
+
+def choose_candidate(
+    train_rows: pd.DataFrame,
+    model_type: str,
+    candidates: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    cv_folds: int = 3,
+    selection_metric: str = "accuracy",
+    random_state: int = DEFAULT_RANDOM_STATE,
+) -> tuple[Candidate, Comparison | None]:
+    """What to train: with ``model_type="auto"`` the best of ``candidates`` (and the comparison),
+    else the named type with ``overrides`` on its defaults (and no comparison)."""
+    if model_type != "auto":
+        return Candidate(model_type, resolve_hyperparameters(model_type, overrides)), None
+    comparison = compare_candidates(
+        train_rows, parse_candidates(candidates), cv_folds, selection_metric, random_state
+    )
+    return comparison.best, comparison
 
 
 def _number(raw: str, spec: str) -> int | float:

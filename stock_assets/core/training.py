@@ -1,20 +1,21 @@
 """Model training and evaluation: pure functions over the features table.
 
 No Dagster, KFP or MLflow here (scikit-learn, numpy and pandas only), so the same code runs in a
-Dagster asset, a KFP component or a unit test. Reference hyperparameters come from the seed
-chapter's ``train_model`` component and its MLflow ``compare_models`` grid.
+Dagster asset, a KFP component or a unit test. Reference hyperparameters come from the reference
+pipeline's ``train_model`` component and its MLflow ``compare_models`` grid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.core.values import DateWindow
 
 if TYPE_CHECKING:  # scikit-learn is imported where it is used, to keep imports light
     from sklearn.pipeline import Pipeline
@@ -23,13 +24,18 @@ __all__ = [
     "DEFAULT_HYPERPARAMETERS",
     "DEFAULT_RANDOM_STATE",
     "MODEL_TYPES",
+    "TimeSplit",
     "TrainingError",
     "TrainingResult",
     "build_pipeline",
     "check_both_classes",
+    "check_model_type",
+    "check_test_size",
     "evaluate",
+    "labelled_rows_in",
     "majority_class",
     "resolve_hyperparameters",
+    "single_class_problem",
     "time_split",
     "train_and_evaluate",
 ]
@@ -48,18 +54,27 @@ DEFAULT_RANDOM_STATE = 42
 DATE_COLUMN = "Date"
 TICKER_COLUMN = "Ticker"
 
-ImportanceKind = Literal["impurity", "abs_coefficient"]
-
 
 class TrainingError(ValueError):
     """The inputs cannot produce a meaningful model (bad config or unusable data)."""
 
 
-def _check_model_type(model_type: str) -> None:
-    if model_type not in MODEL_TYPES:
-        raise TrainingError(
-            f"unknown model_type {model_type!r}; expected one of: {', '.join(MODEL_TYPES)}"
-        )
+def check_model_type(model_type: str, *, auto: bool = False) -> str:
+    """``model_type`` if it is one of :data:`MODEL_TYPES` (or ``"auto"`` when ``auto``).
+
+    An unknown type is an error, never a silent fallback.
+    """
+    if model_type in MODEL_TYPES or (auto and model_type == "auto"):
+        return model_type
+    choices = ("'auto' or one of " if auto else "one of ") + ", ".join(MODEL_TYPES)
+    raise TrainingError(f"model_type={model_type!r} is not supported; choose {choices}")
+
+
+def check_test_size(test_size: float) -> float:
+    """``test_size`` if it is a share strictly between 0 and 1."""
+    if not 0 < test_size < 1:
+        raise TrainingError(f"test_size={test_size} must lie strictly between 0 and 1")
+    return test_size
 
 
 def resolve_hyperparameters(
@@ -69,7 +84,7 @@ def resolve_hyperparameters(
 
     Raises TrainingError for an unknown model type or a key that model type does not take.
     """
-    _check_model_type(model_type)
+    check_model_type(model_type)
     defaults = DEFAULT_HYPERPARAMETERS[model_type]
     resolved = dict(defaults)
     for key, value in (overrides or {}).items():
@@ -116,16 +131,30 @@ def _require_columns(features: pd.DataFrame, columns: Sequence[str]) -> None:
         raise TrainingError(f"features table is missing column(s): {', '.join(missing)}")
 
 
-def time_split(features: pd.DataFrame, test_size: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+class TimeSplit(NamedTuple):
+    """The labelled rows split by date: ``train`` strictly before ``test``."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+    @property
+    def train_window(self) -> DateWindow:
+        return DateWindow.of(self.train[DATE_COLUMN])
+
+    @property
+    def test_window(self) -> DateWindow:
+        return DateWindow.of(self.test[DATE_COLUMN])
+
+
+def time_split(features: pd.DataFrame, test_size: float = 0.2) -> TimeSplit:
     """Chronological train/test split on the labelled rows (Target not NA), never shuffled.
 
     The test set is every row on the last ``test_size`` fraction of the distinct dates (all
     tickers together); the cut is ``int(n_dates * (1 - test_size))``, which for a single ticker
-    equals the seed's ``split_idx = int(len(X) * (1 - test_size))``. Rows come back sorted by
-    date then ticker.
+    equals the reference pipeline's ``split_idx = int(len(X) * (1 - test_size))``. Rows come
+    back sorted by date then ticker. Computed once per run; the windows travel with the model.
     """
-    if not 0 < test_size < 1:
-        raise TrainingError(f"test_size must be strictly between 0 and 1, got {test_size!r}")
+    check_test_size(test_size)
     _require_columns(features, [DATE_COLUMN, TARGET_COLUMN])
     labelled = features.loc[features[TARGET_COLUMN].notna()]
     sort_by = [c for c in (DATE_COLUMN, TICKER_COLUMN) if c in labelled.columns]
@@ -142,25 +171,43 @@ def time_split(features: pd.DataFrame, test_size: float = 0.2) -> tuple[pd.DataF
             "provide more history or change test_size"
         )
     in_test = labelled[DATE_COLUMN] >= dates[cut]
-    return labelled.loc[~in_test], labelled.loc[in_test]
+    return TimeSplit(labelled.loc[~in_test], labelled.loc[in_test])
+
+
+def labelled_rows_in(features: pd.DataFrame, window: DateWindow) -> pd.DataFrame:
+    """The labelled rows dated within ``window``, e.g. a trained model's test rows."""
+    labelled = features.loc[features[TARGET_COLUMN].notna()]
+    return labelled.loc[window.contains(labelled[DATE_COLUMN])]
+
+
+def single_class_problem(y: Any, where: str = "training target") -> str | None:
+    """Why ``y`` cannot train a classifier (empty, not 0/1, a single class), or None.
+
+    The one statement of the both-classes rule: training, the walk-forward folds and the
+    ``target_has_both_classes`` asset check all ask it.
+    """
+    values = np.asarray(y)
+    if values.size == 0:
+        return f"the {where} is empty; need both up and down days"
+    classes, counts = np.unique(values, return_counts=True)
+    unexpected = [v.item() for v in classes if v not in (0, 1)]
+    if unexpected:
+        return f"the {where} must be 0 (down) or 1 (up); found {unexpected}"
+    if len(classes) < 2:
+        cls = int(classes[0])
+        name = {1: "up", 0: "down"}[cls]
+        return (
+            f"the {where} has a single class (all {int(counts[0])} rows are {cls} = {name}); "
+            "need both up and down days to train a classifier"
+        )
+    return None
 
 
 def check_both_classes(y: Any, where: str = "training target") -> None:
     """Raise TrainingError unless ``y`` holds only 0 (down) and 1 (up), and both of them."""
-    values = np.asarray(y)
-    if values.size == 0:
-        raise TrainingError(f"the {where} is empty; need both up and down days")
-    classes, counts = np.unique(values, return_counts=True)
-    unexpected = [v.item() for v in classes if v not in (0, 1)]
-    if unexpected:
-        raise TrainingError(f"the {where} must be 0 (down) or 1 (up); found {unexpected}")
-    if len(classes) < 2:
-        cls = int(classes[0])
-        name = {1: "up", 0: "down"}.get(cls, "unknown")
-        raise TrainingError(
-            f"the {where} has a single class (all {int(counts[0])} rows are {cls} = {name}); "
-            "need both up and down days to train a classifier"
-        )
+    problem = single_class_problem(y, where)
+    if problem:
+        raise TrainingError(problem)
 
 
 def majority_class(y: Any) -> int:
@@ -218,14 +265,12 @@ class TrainingResult:
     metrics: dict[str, float]
     confusion_matrix: list[list[int]]
     feature_importances: pd.Series | None
-    importance_kind: ImportanceKind | None
     baseline_class: int
     n_train: int
     n_test: int
-    train_dates: tuple[pd.Timestamp, pd.Timestamp]
-    test_dates: tuple[pd.Timestamp, pd.Timestamp]
+    train_window: DateWindow
+    test_window: DateWindow
     y_test: np.ndarray
-    y_pred: np.ndarray
     y_score: np.ndarray
 
 
@@ -242,39 +287,37 @@ def _feature_matrix(rows: pd.DataFrame, feature_columns: list[str], where: str) 
     return X
 
 
-def _importances(
-    pipeline: Pipeline, feature_columns: list[str]
-) -> tuple[pd.Series | None, ImportanceKind | None]:
+def _importances(pipeline: Pipeline, feature_columns: list[str]) -> pd.Series | None:
+    """Impurity importances of trees, absolute coefficients of a logistic regression."""
     classifier = pipeline.named_steps["classifier"]
     if hasattr(classifier, "feature_importances_"):
-        values, kind = np.asarray(classifier.feature_importances_), "impurity"
+        values = np.asarray(classifier.feature_importances_)
     elif hasattr(classifier, "coef_"):
-        values, kind = np.abs(np.asarray(classifier.coef_)).ravel(), "abs_coefficient"
+        values = np.abs(np.asarray(classifier.coef_)).ravel()
     else:
-        return None, None
+        return None
     series = pd.Series(values, index=pd.Index(feature_columns), name="importance", dtype=float)
-    return series.sort_values(ascending=False, kind="stable"), kind
+    return series.sort_values(ascending=False, kind="stable")
 
 
 def train_and_evaluate(
-    features: pd.DataFrame,
+    split: TimeSplit,
     model_type: str = "random_forest",
     hyperparameters: Mapping[str, Any] | None = None,
-    test_size: float = 0.2,
     random_state: int = DEFAULT_RANDOM_STATE,
     feature_columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> TrainingResult:
-    """Split chronologically, fit ``StandardScaler -> classifier``, and evaluate on the test set.
+    """Fit ``StandardScaler -> classifier`` on ``split.train`` and evaluate it on ``split.test``.
 
     Deterministic for the same inputs. Raises TrainingError for a bad configuration, missing
-    columns, non-finite feature values, an empty split side or a single-class training target.
+    columns, non-finite feature values or a single-class training target.
     """
     from sklearn.metrics import confusion_matrix
 
     params = resolve_hyperparameters(model_type, hyperparameters)
     columns = list(feature_columns)
-    _require_columns(features, columns)
-    train, test = time_split(features, test_size)
+    train, test = split
+    _require_columns(train, columns)
 
     X_train = _feature_matrix(train, columns, "training")
     X_test = _feature_matrix(test, columns, "test")
@@ -289,7 +332,6 @@ def train_and_evaluate(
     y_score = np.asarray(pipeline.predict_proba(X_test))[:, positive]
 
     baseline = majority_class(y_train)
-    importances, kind = _importances(pipeline, columns)
     return TrainingResult(
         pipeline=pipeline,
         model_type=model_type,
@@ -298,17 +340,12 @@ def train_and_evaluate(
         feature_columns=columns,
         metrics=evaluate(y_test, y_pred, y_score, baseline_class=baseline),
         confusion_matrix=confusion_matrix(y_test, y_pred, labels=[0, 1]).tolist(),
-        feature_importances=importances,
-        importance_kind=kind,
+        feature_importances=_importances(pipeline, columns),
         baseline_class=baseline,
         n_train=len(train),
         n_test=len(test),
-        train_dates=(
-            pd.Timestamp(train[DATE_COLUMN].min()),
-            pd.Timestamp(train[DATE_COLUMN].max()),
-        ),
-        test_dates=(pd.Timestamp(test[DATE_COLUMN].min()), pd.Timestamp(test[DATE_COLUMN].max())),
+        train_window=split.train_window,
+        test_window=split.test_window,
         y_test=y_test,
-        y_pred=y_pred,
         y_score=y_score,
     )

@@ -4,17 +4,24 @@ import numpy as np
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
+from stock_assets.core.data import duplicate_bars
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.core.training import single_class_problem
 from stock_assets.defs.assets.data import stock_data
 from stock_assets.defs.assets.features import features
+from stock_assets.defs.resources import MlflowTracking
 
 
 def _result(
-    context: AssetCheckExecutionContext, passed: bool, problem: str, metadata: dict
+    context: AssetCheckExecutionContext,
+    mlflow: MlflowTracking,
+    passed: bool,
+    problem: str | None,
+    metadata: dict,
 ) -> AssetCheckResult:
     """The check's result, described by ``problem`` when it fails, mirrored as an MLflow tag."""
     name = context.check_specs[0].name
-    context.resources.mlflow.set_tag(f"check.{name}", "passed" if passed else "failed")
+    mlflow.set_tag(f"check.{name}", "passed" if passed else "failed")
     return AssetCheckResult(
         passed=passed,
         severity=AssetCheckSeverity.ERROR,
@@ -23,9 +30,9 @@ def _result(
     )
 
 
-@asset_check(asset=stock_data, blocking=True, required_resource_keys={"mlflow"})
+@asset_check(asset=stock_data, blocking=True)
 def ohlc_consistent(
-    context: AssetCheckExecutionContext, stock_data: pd.DataFrame
+    context: AssetCheckExecutionContext, stock_data: pd.DataFrame, mlflow: MlflowTracking
 ) -> AssetCheckResult:
     """Prices are positive and Low <= Open, Close <= High on every bar."""
     prices = stock_data[["Open", "High", "Low", "Close"]]
@@ -40,6 +47,7 @@ def ohlc_consistent(
     )
     return _result(
         context,
+        mlflow,
         passed=not_positive == 0 and outside == 0,
         problem=f"{not_positive} bars with a price <= 0 and {outside} with Open or Close "
         "outside [Low, High]; expected 0 < Low <= Open, Close <= High",
@@ -47,16 +55,17 @@ def ohlc_consistent(
     )
 
 
-@asset_check(asset=stock_data, blocking=True, required_resource_keys={"mlflow"})
+@asset_check(asset=stock_data, blocking=True)
 def unique_sorted_bars(
-    context: AssetCheckExecutionContext, stock_data: pd.DataFrame
+    context: AssetCheckExecutionContext, stock_data: pd.DataFrame, mlflow: MlflowTracking
 ) -> AssetCheckResult:
     """One bar per (Ticker, Date), sorted by Ticker then Date."""
-    duplicates = int(stock_data.duplicated(["Ticker", "Date"]).sum())
+    duplicates = int(duplicate_bars(stock_data).sum())
     ordered = stock_data.sort_values(["Ticker", "Date"], kind="stable").index
     is_sorted = bool((ordered == stock_data.index).all())
     return _result(
         context,
+        mlflow,
         passed=duplicates == 0 and is_sorted,
         problem=f"{duplicates} duplicate (Ticker, Date) bars, sorted={is_sorted}; "
         "expected one bar per ticker and date, sorted",
@@ -64,9 +73,9 @@ def unique_sorted_bars(
     )
 
 
-@asset_check(asset=features, blocking=True, required_resource_keys={"mlflow"})
+@asset_check(asset=features, blocking=True)
 def features_finite(
-    context: AssetCheckExecutionContext, features: pd.DataFrame
+    context: AssetCheckExecutionContext, features: pd.DataFrame, mlflow: MlflowTracking
 ) -> AssetCheckResult:
     """No NaN or infinite value in the 22 feature columns."""
     values = features[FEATURE_COLUMNS].to_numpy(dtype=float)
@@ -78,23 +87,24 @@ def features_finite(
     }
     return _result(
         context,
+        mlflow,
         passed=not per_column,
         problem=f"non-finite values in {', '.join(per_column)}; expected finite features",
         metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
     )
 
 
-@asset_check(asset=features, blocking=True, required_resource_keys={"mlflow"})
+@asset_check(asset=features, blocking=True)
 def target_has_both_classes(
-    context: AssetCheckExecutionContext, features: pd.DataFrame
+    context: AssetCheckExecutionContext, features: pd.DataFrame, mlflow: MlflowTracking
 ) -> AssetCheckResult:
     """Both up and down days are present among the labelled rows."""
-    counts = features[TARGET_COLUMN].dropna().astype(int).value_counts()
-    up, down = int(counts.get(1, 0)), int(counts.get(0, 0))
+    target = features[TARGET_COLUMN].dropna().astype(int)
+    problem = single_class_problem(target, where="Target of the labelled rows")
     return _result(
         context,
-        passed=up > 0 and down > 0,
-        problem=f"Target has a single class ({up} up days, {down} down days); a classifier "
-        "needs both up and down days to train",
-        metadata={"up_days": up, "down_days": down},
+        mlflow,
+        passed=problem is None,
+        problem=problem,
+        metadata={"up_days": int((target == 1).sum()), "down_days": int((target == 0).sum())},
     )

@@ -1,45 +1,54 @@
-"""A filesystem IO manager: one file per asset under the data directory, surviving restarts."""
+"""The IO manager: one file per asset under the data directory, surviving restarts.
+
+``dump_to_path`` / ``load_from_path`` have the names and signatures of ``dagster.UPathIOManager``:
+the KFP runtime calls them with its artifact paths, so both backends store values the same way.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
-from stock_assets.defs.storage import read_value, suffix_for, write_value
+from stock_assets.defs.storage import read_value, write_value
 from stock_assets.paths import data_dir
 
 
 class AssetFileIOManager(ConfigurableIOManager):
-    """Stores DataFrames as Parquet, dicts as JSON and models as joblib, named after the asset."""
+    """Stores each asset at ``<base_dir>/<asset key>``: Parquet for tables, JSON for values."""
 
     base_dir: str | None = Field(
         default=None, description="Folder for asset files; defaults to <data dir>/assets."
     )
 
-    def _stem(self, asset_path: list[str]) -> Path:
+    def path_for(self, context: OutputContext | InputContext) -> Path:
+        """The one file that holds the asset's value."""
         root = Path(self.base_dir) if self.base_dir else data_dir() / "assets"
-        return root.joinpath(*asset_path)
+        return root.joinpath(*context.asset_key.path)
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: os.PathLike[str]) -> None:
+        """Write ``obj`` to exactly ``path`` (atomically; nothing pickled)."""
+        write_value(path, obj)
+
+    def load_from_path(self, context: InputContext, path: os.PathLike[str]) -> Any:
+        """Read the value stored at exactly ``path``."""
+        return read_value(path)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        stem = self._stem(context.asset_key.path)
-        for stale in stem.parent.glob(f"{stem.name}.*"):
-            if stale.suffix != suffix_for(obj):
-                stale.unlink()
-        path = write_value(stem.with_suffix(suffix_for(obj)), obj)
+        path = self.path_for(context)
+        self.dump_to_path(context, obj, path)
         context.add_output_metadata({"path": str(path)})
 
     def load_input(self, context: InputContext) -> Any:
-        stem = self._stem(context.asset_key.path)
-        matches = sorted(stem.parent.glob(f"{stem.name}.*")) if stem.parent.exists() else []
-        matches = [m for m in matches if not m.name.startswith(".")]
-        if not matches:
+        path = self.path_for(context)
+        if not path.is_file():
             raise FileNotFoundError(
                 f"asset {context.asset_key.to_user_string()!r} has not been materialised yet "
-                f"(no file {stem}.*); materialise it first"
+                f"(no file {path}); materialise it first"
             )
-        return read_value(matches[0])
+        return self.load_from_path(context, path)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
+
+if TYPE_CHECKING:
+    from stock_assets.core.selection import Comparison
+    from stock_assets.core.training import TrainingResult
+    from stock_assets.core.values import Decision, TrainedModel
+    from stock_assets.defs.config import ModelConfig
 
 _DTYPE_NAMES = {"datetime64[ns]": "date", "object": "string", "Int8": "int (nullable)"}
 
@@ -43,13 +48,68 @@ def png_markdown(path: Path, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{encoded})"
 
 
-LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
+def comparison_metadata(
+    comparison: Comparison | None, chart: Path | None, config: ModelConfig
+) -> dict[str, Any]:
+    """The candidate table and chart, and how the best was chosen (nothing without a comparison)."""
+    if comparison is None or chart is None:
+        return {}
+    metric = config.selection_metric
+    shown = comparison.table[["rank", "candidate", f"{metric}_mean", f"{metric}_std"]]
+    return {
+        "comparison": MetadataValue.md(
+            shown.to_markdown(index=False, floatfmt=".4f")
+            + "\n\n"
+            + png_markdown(chart, "candidate scores")
+        ),
+        "selection": f"best of {len(shown)} by walk-forward {metric} ({config.cv_folds} folds, "
+        "training dates only)",
+    }
 
 
-def run_link(run_id: str) -> MetadataValue:
-    """A link to the run in the MLflow UI: the tracking server's, or `make mlflow-ui`'s."""
-    uri = mlflow.get_tracking_uri()
-    run = mlflow.get_run(run_id)
-    path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
-    return MetadataValue.url(f"{base}/{path}")
+def model_metadata(
+    trained: TrainedModel,
+    result: TrainingResult,
+    figures: dict[str, Path],
+    run_url: str,
+) -> dict[str, Any]:
+    """The model's metrics, plots and registry version, for the asset's page."""
+    metadata: dict[str, Any] = {}
+    metadata.update(
+        {
+            **{name: MetadataValue.float(value) for name, value in trained.metrics.items()},
+            "model_type": trained.model_type,
+            "hyperparameters": MetadataValue.json(trained.hyperparameters),
+            "n_samples_train": result.n_train,
+            "n_samples_test": result.n_test,
+            "test_window": f"{trained.test_window.first} to {trained.test_window.last}",
+            "registered_version": trained.registered_version,
+            "mlflow_run": MetadataValue.url(run_url),
+            "mlflow_run_id": trained.mlflow_run_id,
+            "plots": MetadataValue.md(
+                "\n\n".join(png_markdown(path, name) for name, path in figures.items())
+            ),
+        }
+    )
+    if result.feature_importances is not None:
+        metadata["top_features"] = MetadataValue.md(
+            result.feature_importances.head(10)
+            .rename("importance")
+            .to_frame()
+            .to_markdown(floatfmt=".4f")
+        )
+    return metadata
+
+
+def decision_metadata(decision: Decision) -> dict[str, Any]:
+    """The verdict, its reason and the figures it compared."""
+    champion = decision.champion_accuracy
+    return {
+        "deploy": decision.deploy,
+        "reason": decision.reason,
+        "accuracy": MetadataValue.float(decision.accuracy),
+        "accuracy_threshold": MetadataValue.float(decision.accuracy_threshold),
+        "baseline_accuracy": MetadataValue.float(decision.baseline_accuracy),
+        "champion_version": str(decision.champion_version),
+        "champion_accuracy": MetadataValue.float(champion) if champion is not None else "-",
+    }

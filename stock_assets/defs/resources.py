@@ -1,222 +1,386 @@
-"""MLflow tracking through dagster-mlflow, with a run lifecycle that holds on every launch path.
+"""The project's resources: the asset value store and ``MlflowTracking``, its one MLflow resource.
 
-dagster-mlflow's ``mlflow_tracking`` resource shares one MLflow run per Dagster run (found by the
-``dagster_run_id`` tag) but only ends it through a job hook, so "Materialize all", the CLI and
-``materialize()`` leave it RUNNING. This resource wraps the same ``MlFlow`` class and ends the run
-when the resource is torn down: FAILED if any step of the Dagster run has failed so far, FINISHED
-otherwise. With the multiprocess executor that happens after every step; the next step resumes the
-run, and a failure is never overwritten. When ``mlflow_run_id`` is given (the KFP runtime passes
-the pipeline run's id) the run belongs to the caller and is left open.
+``MlflowTracking`` owns the MLflow side of a pipeline run: the tracking URI, the experiment,
+the run (one per Dagster run on every launch path, one per KFP run), the ``MlflowClient`` and the
+registry calls. Assets take it as a typed parameter, ``mlflow: MlflowTracking``.
+
+Run lifecycle. Each step (each process, with the multiprocess executor) opens the resource: it
+finds the run tagged with the Dagster run id (or the KFP run id), or creates it, named
+``<job>-<run id[:8]>`` / ``dagster-<run id[:8]>`` / ``kfp-<KFP run id>``, and makes it MLflow's
+active run. Closing the resource ends the run FAILED if any step of the Dagster run has failed,
+else FINISHED, never turning FAILED back; the next step resumes it. A run that belongs to a KFP
+run is left open for the pipeline's exit handler, which calls :meth:`end_pipeline_run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from dagster import (
+    ConfigurableResource,
     DagsterEventType,
     Definitions,
     Failure,
-    Field,
     InitResourceContext,
-    Noneable,
     definitions,
-    resource,
 )
-from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
-from mlflow.entities import RunStatus
+from dagster_mlflow.resources import MlFlow
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from pydantic import Field, PrivateAttr
 
+from stock_assets.core.selection import Comparison
+from stock_assets.core.training import TrainingResult
+from stock_assets.core.values import Champion, Promotion, TrainedModel
+from stock_assets.mlflow_ops import registry, run_logging
+from stock_assets.mlflow_ops.run_logging import LoggedModel
 from stock_assets.paths import default_artifact_location, default_tracking_uri
 
 EXPERIMENT_NAME = "stock-prediction"
 EXPERIMENT_TAGS = {"project": "stock-prediction", "team": "ml"}
+# MLflow 3's UI reads this experiment tag to choose the experiment's default page; the value
+# for classic model training opens the runs list (values in the UI bundle and in
+# mlflow/assistant/skills/mlflow-onboarding/SKILL.md: genai_development, custom_model_development).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+DAGSTER_RUN_TAG = "dagster_run_id"
 KFP_RUN_TAG = "kfp_run_id"
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 # Bounded retries against an HTTP tracking server, so a server that is down fails the run in
-# seconds rather than after MLflow's default back-off of several minutes.
-HTTP_DEFAULTS = {
+# seconds rather than after MLflow's default back-off of several minutes. MLflow reads these
+# only from the environment; they are set while the resource is open (unless the user set them)
+# and removed afterwards.
+HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
-TRACKING_CONFIG_SCHEMA = {
-    **CONFIG_SCHEMA,
-    "experiment_name": Field(
-        str, default_value=EXPERIMENT_NAME, description="MLflow experiment for every run."
-    ),
-    "mlflow_tracking_uri": Field(
-        Noneable(str),
-        default_value=None,
-        is_required=False,
-        description="Tracking URI; default MLFLOW_TRACKING_URI, else sqlite in the data dir.",
-    ),
-    "kfp_run_id": Field(
-        Noneable(str),
-        default_value=None,
-        is_required=False,
-        description=(
-            "Set by the KFP runtime: share the MLflow run tagged kfp_run_id=<id> across the "
-            "pipeline's tasks and leave it open for the exit handler to end."
-        ),
-    ),
-    "environment": Field(
-        str, default_value="development", description="Value of the run's 'environment' tag."
-    ),
-}
 
-
-def ensure_experiment(tracking_uri: str, name: str = EXPERIMENT_NAME) -> str:
-    """Create the experiment (tagged as in the seed) if missing; return its id."""
-    mlflow.set_tracking_uri(tracking_uri)
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+@contextlib.contextmanager
+def bounded_http_retries() -> Iterator[None]:
+    """:data:`HTTP_LIMITS` in the environment for the duration; the user's own values win."""
+    added = [name for name in HTTP_LIMITS if name not in os.environ]
+    os.environ.update({name: HTTP_LIMITS[name] for name in added})
     try:
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        local_store = not tracking_uri.startswith(("http://", "https://", "databricks"))
-        return mlflow.create_experiment(
-            name,
-            artifact_location=default_artifact_location() if local_store else None,
-            tags=EXPERIMENT_TAGS,
-        )
-    except MlflowException as error:
-        raise Failure(
-            f"MLflow tracking server at {tracking_uri} is not reachable or refused the request "
-            f"({error.__class__.__name__}: {str(error).splitlines()[0]}). Start it (make mlflow) "
-            "or unset MLFLOW_TRACKING_URI to use the local SQLite store."
-        ) from error
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
-class PipelineMlFlow(MlFlow):
-    """dagster-mlflow's MlFlow, with readable run names and an explicit end of run."""
+class _AttachedRun(MlFlow):
+    """dagster-mlflow's ``MlFlow``, attached to the run ``MlflowTracking`` found or created.
 
-    def __init__(self, context: InitResourceContext) -> None:
-        self._kfp_run_id = context.resource_config.get("kfp_run_id")
-        self._owns_run = (
-            context.resource_config.get("mlflow_run_id") is None and self._kfp_run_id is None
-        )
-        self._instance = context.instance
-        self._environment = context.resource_config["environment"]
-        super().__init__(context)
+    The one override of dagster-mlflow 0.29.27 (``dagster_mlflow/resources.py``). Given
+    ``mlflow_run_id``, ``MlFlow.__init__`` sets the tracking URI and experiment and ``_setup``
+    makes the run active and unregisters MLflow's atexit ``end_run``; we keep all of that. Two
+    of its steps are replaced, because its public API has no option for them:
 
-    def _setup(self) -> None:
-        job = self.run_name
-        self.run_name = f"dagster-{self.dagster_run_id[:8]}"
-        if job and not job.startswith("__"):
-            self.run_name = f"{job}-{self.dagster_run_id[:8]}"
-        if self._kfp_run_id:
-            self.run_name = f"kfp-{self._kfp_run_id}"
-            if self.mlflow_run_id is None:
-                self.mlflow_run_id = pipeline_run_id(
-                    self._kfp_run_id, self.experiment.experiment_id
-                )
-        super()._setup()
-        # dagster-mlflow leaves mlflow_run_id unset when it has just created the run.
-        self.mlflow_run_id = mlflow.active_run().info.run_id
-        tags = {"environment": self._environment, "author": _author()}
-        if self._kfp_run_id:  # also on a run the platform injected through MLFLOW_RUN_ID
-            tags[KFP_RUN_TAG] = self._kfp_run_id
-        mlflow.set_tags(tags)
+    * ``MlFlow._start_run`` passes ``run_name=<Dagster job name>`` (``__ASSET_JOB`` for
+      "Materialize all"), which renames an existing run, and logs "Starting a new mlflow run"
+      on every step, also when it only resumes;
+    * ``MlFlow._set_all_tags`` tags ``dagster_run_id`` on every step, also on a run that belongs
+      to a KFP run (each KFP task is its own ephemeral Dagster run). ``MlflowTracking`` tags the
+      run when it creates it instead.
+
+    (Ending the run is not dagster-mlflow's either: it ends runs only through the
+    ``end_mlflow_on_run_finished`` job hook, which asset runs never get.)
+    """
+
+    def _start_run(self, **kwargs: Any) -> None:
+        mlflow.start_run(run_id=kwargs["run_id"])
 
     def _set_all_tags(self) -> None:
-        if self._owns_run:
-            super()._set_all_tags()
-        elif self.extra_tags:
-            mlflow.set_tags(self.extra_tags)
+        pass
+
+
+class MlflowTracking(ConfigurableResource):
+    """One MLflow run per pipeline run, with the client and the registry calls that go with it."""
+
+    experiment_name: str = Field(
+        default=EXPERIMENT_NAME, description="MLflow experiment for every run."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="Tracking URI; default MLFLOW_TRACKING_URI, else sqlite in the data dir.",
+    )
+    environment: str = Field(
+        default="development", description="Value of the run's 'environment' tag."
+    )
+    kfp_run_id: str | None = Field(
+        default=None,
+        description=(
+            "Set by the KFP runtime: every task of one KFP run shares the MLflow run tagged "
+            "kfp_run_id=<id>, left open for the pipeline's exit handler to end."
+        ),
+    )
+
+    _client: MlflowClient | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
+
+    # --- the store ----------------------------------------------------------------------
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or default_tracking_uri()
+
+    @property
+    def client(self) -> MlflowClient:
+        """The client of the tracking store (and of its model registry)."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        """The experiment's id, creating it (tagged, with its artifact location) if missing.
+
+        An existing experiment without the experiment-kind tag gets it.
+        """
+        try:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                local = not self.tracking_uri.startswith(("http://", "https://", "databricks"))
+                return self.client.create_experiment(
+                    self.experiment_name,
+                    artifact_location=default_artifact_location() if local else None,
+                    tags={**EXPERIMENT_TAGS, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+                )
+            if EXPERIMENT_KIND_TAG not in experiment.tags:
+                self.client.set_experiment_tag(
+                    experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
+            return experiment.experiment_id
+        except MlflowException as error:
+            raise Failure(
+                f"MLflow tracking server at {self.tracking_uri} is not reachable or refused the "
+                f"request ({error.__class__.__name__}: {str(error).splitlines()[0]}). Start it "
+                "(make mlflow) or unset MLFLOW_TRACKING_URI to use the local SQLite store."
+            ) from error
+
+    # --- the run of this step -------------------------------------------------------------
 
     @property
     def run_id(self) -> str:
-        """The MLflow run this Dagster run logs to."""
-        return self.mlflow_run_id
+        """The MLflow run this pipeline run logs to."""
+        if self._run_id is None:
+            raise RuntimeError("MlflowTracking has no run outside a step")
+        return self._run_id
 
-    def finish(self) -> None:
-        """End the shared run: FAILED once any step of the Dagster run failed, else FINISHED."""
+    @property
+    def owns_run(self) -> bool:
+        """False when the run belongs to a KFP run (or to the platform, via MLFLOW_RUN_ID)."""
+        return self.kfp_run_id is None
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[MlflowTracking]:
+        with bounded_http_retries():
+            mlflow.set_tracking_uri(self.tracking_uri)  # the fluent API (log_model) reads it
+            self._run_id = self._find_or_create_run(context)
+            _AttachedRun(
+                context.replace_config(
+                    {
+                        "experiment_name": self.experiment_name,
+                        "mlflow_tracking_uri": self.tracking_uri,
+                        "mlflow_run_id": self._run_id,
+                    }
+                )
+            )
+            try:
+                yield self
+            finally:
+                self._end_step(context)
+
+    def _find_or_create_run(self, context: InitResourceContext) -> str:
+        experiment_id = self.experiment_id()
+        tags = {"environment": self.environment, "author": _author()}
+        injected = os.environ.get("MLFLOW_RUN_ID") if self.kfp_run_id else None
+        if injected:  # the platform's own MLflow integration made the run
+            run_id, created, name = injected, False, "MLFLOW_RUN_ID"
+            tags[KFP_RUN_TAG] = self.kfp_run_id
+        else:
+            if self.kfp_run_id:
+                key, value, name = KFP_RUN_TAG, self.kfp_run_id, f"kfp-{self.kfp_run_id}"
+            else:
+                job = context.dagster_run.job_name if context.dagster_run else ""
+                prefix = job if job and not job.startswith("__") else "dagster"
+                key, value, name = DAGSTER_RUN_TAG, context.run_id, f"{prefix}-{context.run_id[:8]}"
+            run_id, created = self._tagged_run(experiment_id, key, value, name, tags)
+        if not created:
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        context.log.info(
+            f"{'created' if created else 'resuming'} MLflow run {run_id} ({name}) in experiment "
+            f"{self.experiment_name!r}"
+        )
+        return run_id
+
+    def _tagged_run(
+        self, experiment_id: str, key: str, value: str, name: str, tags: dict[str, str]
+    ) -> tuple[str, bool]:
+        """The run tagged ``key=value``, and whether this call created it.
+
+        MLflow cannot create a run only if none exists: two steps that start at once may both
+        create one. The earliest is kept and any other deleted, so a pipeline run is one run.
+        """
+        query = f"tags.{key} = '{value}'"
+        order = ["attributes.start_time ASC"]
+        found = self.client.search_runs([experiment_id], query, order_by=order, max_results=1)
+        if found:
+            return found[0].info.run_id, False
+        created = self.client.create_run(
+            experiment_id, run_name=name, tags={key: value, **tags}
+        ).info.run_id
+        found = self.client.search_runs([experiment_id], query, order_by=order, max_results=1)
+        if found and found[0].info.run_id != created:
+            self.client.delete_run(created)
+            return found[0].info.run_id, False
+        return created, True
+
+    def _end_step(self, context: InitResourceContext) -> None:
         if mlflow.active_run() is None:
             return
-        if not self._owns_run:
-            # The pipeline's run stays open for its exit handler; only detach this process.
-            # (end_run also drops MLFLOW_RUN_ID from the environment: keep the platform's.)
+        if not self.owns_run:
+            # The KFP run's MLflow run stays open for its exit handler; only detach this
+            # process (end_run also drops MLFLOW_RUN_ID from the environment: keep it).
             injected = os.environ.get("MLFLOW_RUN_ID")
             mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
             if injected:
                 os.environ["MLFLOW_RUN_ID"] = injected
             return
-        failed = self._dagster_run_has_failed() or self._status() == "FAILED"
-        mlflow.end_run(
-            status=RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        failed = bool(
+            context.instance
+            and context.instance.get_records_for_run(
+                context.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+            ).records
+        )
+        if failed or self.client.get_run(self.run_id).info.status == "FAILED":
+            mlflow.end_run(status="FAILED")
+        else:
+            mlflow.end_run(status="FINISHED")
+
+    # --- what the assets record -----------------------------------------------------------
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        mlflow.log_params(params)
+
+    def log_metric(self, name: str, value: float) -> None:
+        mlflow.log_metric(name, value)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        mlflow.set_tags(tags)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        mlflow.set_tag(key, value)
+
+    def log_training(self, result: TrainingResult, train_example: pd.DataFrame) -> LoggedModel:
+        """Params, metrics, evaluation plots, the sklearn model and the served pyfunc."""
+        return run_logging.log_training(result, train_example)
+
+    def log_comparison(self, comparison: Comparison, folds: int, metric: str) -> Path:
+        """One nested run per candidate, the comparison table and chart; the chart's path."""
+        return run_logging.log_comparison(comparison, folds, metric)
+
+    def run_url(self) -> str:
+        """The run in the MLflow UI: the tracking server's, or ``make mlflow-ui``'s."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        uri = self.tracking_uri
+        base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
+        return f"{base}/#/experiments/{experiment_id}/runs/{self.run_id}"
+
+    # --- the registry -----------------------------------------------------------------------
+
+    def register_version(self, model_uri: str, tags: dict[str, Any]) -> str:
+        """A new version of the registered model, from this run (stage None)."""
+        return registry.register_version(self.client, model_uri, self.run_id, tags)
+
+    def register_model(self, result: TrainingResult, logged: LoggedModel) -> TrainedModel:
+        """Register the logged model as a new version; the ``TrainedModel`` that records it."""
+        metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
+        version = self.register_version(
+            logged.serving_model_uri,
+            {"accuracy": metrics["accuracy"], "model_type": result.model_type},
+        )
+        self.set_tag("registered_version", version)
+        return TrainedModel(
+            model_type=result.model_type,
+            hyperparameters=result.hyperparameters,
+            feature_columns=tuple(result.feature_columns),
+            metrics=metrics,
+            train_window=result.train_window,
+            test_window=result.test_window,
+            model_uri=logged.model_uri,
+            serving_model_uri=logged.serving_model_uri,
+            registered_version=version,
+            mlflow_run_id=self.run_id,
         )
 
-    def _dagster_run_has_failed(self) -> bool:
-        if self._instance is None:
-            return False
-        records = self._instance.get_records_for_run(
-            self.dagster_run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
-        ).records
-        return bool(records)
+    def mark_staging(self, version: str) -> None:
+        registry.mark_staging(self.client, version)
 
-    def _status(self) -> str:
-        return self.tracking_client.get_run(self.mlflow_run_id).info.status
+    def score_production(
+        self, test_rows: pd.DataFrame, feature_columns: Sequence[str], challenger_version: str
+    ) -> Champion:
+        """The production model's accuracy on the challenger's test rows."""
+        return registry.score_production(
+            self.client, test_rows, feature_columns, challenger_version
+        )
+
+    def promote(self, version: str) -> Promotion:
+        return registry.promote(self.client, version)
+
+    # --- runs that did not end themselves -------------------------------------------------
+
+    def close_open_runs(self, dagster_run_id: str, status: str = "FAILED") -> list[str]:
+        """End the runs of this Dagster run still RUNNING (its process died or was cancelled)."""
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return []
+        runs = self.client.search_runs(
+            [experiment.experiment_id],
+            f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+        )
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status=status)
+        return [run.info.run_id for run in runs]
+
+    def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
+        """End the MLflow run of KFP run ``kfp_run_id`` with ``status``; return its id.
+
+        ``MLFLOW_RUN_ID``, when the platform injects it, names the run. None when the KFP run
+        never reached MLflow.
+        """
+        if status not in END_STATUSES:
+            raise ValueError(f"status={status!r}; expected one of {', '.join(END_STATUSES)}")
+        with bounded_http_retries():
+            run_id = os.environ.get("MLFLOW_RUN_ID")
+            if not run_id:
+                experiment = self.client.get_experiment_by_name(self.experiment_name)
+                found = (
+                    self.client.search_runs(
+                        [experiment.experiment_id],
+                        f"tags.{KFP_RUN_TAG} = '{kfp_run_id}'",
+                        order_by=["attributes.start_time ASC"],
+                        max_results=1,
+                    )
+                    if experiment
+                    else []
+                )
+                run_id = found[0].info.run_id if found else None
+            if run_id:
+                self.client.set_terminated(run_id, status=status)
+            return run_id
 
 
-def pipeline_run_id(kfp_run_id: str, experiment_id: str) -> str:
-    """The MLflow run shared by every task of one KFP run, created by the first task to ask.
-
-    ``MLFLOW_RUN_ID``, when the platform injects it, wins. Two tasks starting at once may both
-    create a run; the earliest is kept and the other deleted, so one KFP run is one MLflow run.
-    """
-    injected = os.environ.get("MLFLOW_RUN_ID")
-    if injected:
-        return injected
-    client = mlflow.MlflowClient()
-    query = f"tags.{KFP_RUN_TAG} = '{kfp_run_id}'"
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
-    if found:
-        return found[0].info.run_id
-    created = client.create_run(
-        experiment_id, run_name=f"kfp-{kfp_run_id}", tags={KFP_RUN_TAG: kfp_run_id}
-    ).info.run_id
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
-    winner = found[0].info.run_id if found else created
-    if winner != created:
-        client.delete_run(created)
-    return winner
-
-
-def end_pipeline_run(
-    kfp_run_id: str, succeeded: bool, config: dict[str, Any] | None = None
-) -> str | None:
-    """End the MLflow run of a KFP run: FINISHED if the pipeline succeeded, else FAILED."""
-    config = config or {}
-    tracking_uri = config.get("mlflow_tracking_uri") or default_tracking_uri()
-    experiment_id = ensure_experiment(
-        tracking_uri, config.get("experiment_name") or EXPERIMENT_NAME
-    )
-    run_id = os.environ.get("MLFLOW_RUN_ID") or pipeline_run_id(kfp_run_id, experiment_id)
-    status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
-    mlflow.MlflowClient().set_terminated(run_id, status=RunStatus.to_string(status))
-    return run_id
-
-
-def close_open_runs(dagster_run_id: str, status: str = "FAILED") -> list[str]:
-    """End any MLflow run of this Dagster run still RUNNING (its process died or was cancelled)."""
-    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri())
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is None:
-        return []
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
-    )
-    for run in runs:
-        client.set_terminated(run.info.run_id, status=status)
-    return [run.info.run_id for run in runs]
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
 
 
 def _author() -> str:
@@ -226,25 +390,9 @@ def _author() -> str:
         return "unknown"
 
 
-@resource(
-    config_schema=TRACKING_CONFIG_SCHEMA,
-    description="One MLflow run per Dagster run (dagster-mlflow), ended FINISHED or FAILED.",
-)
-def mlflow_tracking(context: InitResourceContext) -> Iterator[PipelineMlFlow]:
-    """dagster-mlflow's tracking resource with a default local store and a reliable run end."""
-    config: dict[str, Any] = dict(context.resource_config)
-    config["mlflow_tracking_uri"] = config.get("mlflow_tracking_uri") or default_tracking_uri()
-    ensure_experiment(config["mlflow_tracking_uri"], config["experiment_name"])
-    tracker = PipelineMlFlow(context.replace_config(config))
-    try:
-        yield tracker
-    finally:
-        tracker.finish()
-
-
 @definitions
 def resources() -> Definitions:
     """The resources every asset and check uses: the value store and MLflow."""
     from stock_assets.defs.io_manager import AssetFileIOManager
 
-    return Definitions(resources={"io_manager": AssetFileIOManager(), "mlflow": mlflow_tracking})
+    return Definitions(resources={"io_manager": AssetFileIOManager(), "mlflow": MlflowTracking()})

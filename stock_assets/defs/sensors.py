@@ -15,7 +15,7 @@ from dagster import (
     run_status_sensor,
 )
 
-from stock_assets.defs.resources import close_open_runs
+from stock_assets.defs.resources import MlflowTracking
 
 
 @run_failure_sensor(
@@ -23,7 +23,7 @@ from stock_assets.defs.resources import close_open_runs
     description="Mark the MLflow run of a failed Dagster run FAILED if it is still RUNNING.",
 )
 def mlflow_run_on_failure(context: RunFailureSensorContext) -> None:
-    closed = close_open_runs(context.dagster_run.run_id, "FAILED")
+    closed = MlflowTracking().close_open_runs(context.dagster_run.run_id, "FAILED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} FAILED")
 
@@ -34,6 +34,6 @@ def mlflow_run_on_failure(context: RunFailureSensorContext) -> None:
     description="Mark the MLflow run of a cancelled Dagster run KILLED.",
 )
 def mlflow_run_on_cancel(context: RunStatusSensorContext) -> None:
-    closed = close_open_runs(context.dagster_run.run_id, "KILLED")
+    closed = MlflowTracking().close_open_runs(context.dagster_run.run_id, "KILLED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} KILLED")

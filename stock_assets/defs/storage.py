@@ -1,47 +1,85 @@
-"""Serialising asset values to files, shared by the Dagster IO manager and the KFP runtime.
+"""Asset values as files: DataFrames as Parquet, the typed values as JSON. Nothing is pickled.
 
-DataFrames go to Parquet (typed and columnar), plain dicts to JSON, anything else (a fitted
-scikit-learn pipeline) to a joblib dump. Writes are atomic, so a failed step never leaves a
-half-written file behind.
+A typed value (:data:`stock_assets.core.values.VALUE_TYPES`) is written as its fields plus
+``"__type__": "<class name>"`` and read back only into that closed set of classes, each field
+checked against its annotation (pydantic); other JSON-able values (a plain dict of numbers) are
+plain JSON. Anything else is refused with an error naming the type. Writes are atomic, so a
+failed step never leaves a half-written file behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
+from pydantic import TypeAdapter
+
+from stock_assets.core.values import VALUE_TYPES
 
 PARQUET_MAGIC = b"PAR1"
+TYPE_KEY = "__type__"
 
 
-def suffix_for(value: Any) -> str:
-    """The file suffix the value is stored under."""
-    if isinstance(value, pd.DataFrame):
-        return ".parquet"
-    if isinstance(value, dict) and _is_json(value):
-        return ".json"
-    return ".joblib"
+class StorageError(TypeError):
+    """A value that cannot be stored, or a file that is not a value this project wrote."""
+
+
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+def to_json(value: Any) -> str:
+    """A typed value as JSON with its class name, or a plain JSON-able value as JSON."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__name__
+        if VALUE_TYPES.get(name) is not type(value):
+            raise StorageError(
+                f"cannot store a {name}: only {', '.join(VALUE_TYPES)} are known value types "
+                "(stock_assets.core.values)"
+            )
+        fields = _adapter(type(value)).dump_python(value, mode="json")
+        return json.dumps({TYPE_KEY: name, **fields}, indent=2, sort_keys=True)
+    try:
+        return json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise StorageError(
+            f"cannot store a {type(value).__name__}: asset values are DataFrames, "
+            f"{', '.join(VALUE_TYPES)} or JSON-able values ({error})"
+        ) from error
+
+
+def from_json(text: str) -> Any:
+    """The value :func:`to_json` wrote; a typed value only into its known class."""
+    data = json.loads(text)
+    if not (isinstance(data, dict) and TYPE_KEY in data):
+        return data
+    fields = dict(data)
+    name = fields.pop(TYPE_KEY)
+    cls = VALUE_TYPES.get(name)
+    if cls is None:
+        raise StorageError(f"unknown stored value type {name!r}; known: {', '.join(VALUE_TYPES)}")
+    return _adapter(cls).validate_python(fields)
 
 
 def write_value(path: str | os.PathLike[str], value: Any) -> Path:
-    """Write ``value`` to ``path`` atomically, in the format its type calls for."""
-    target = Path(path)
+    """Write ``value`` to exactly ``path``, atomically, in the format its type calls for."""
+    target = Path(os.fspath(path))
+    text = None if isinstance(value, pd.DataFrame) else to_json(value)  # refuse before writing
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(fd)
     try:
-        suffix = suffix_for(value)
-        if suffix == ".parquet":
+        if text is None:
             value.to_parquet(tmp_name, index=False)
-        elif suffix == ".json":
-            Path(tmp_name).write_text(json.dumps(value, indent=2, sort_keys=True))
         else:
-            joblib.dump(value, tmp_name)
+            Path(tmp_name).write_text(text)
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     finally:
@@ -51,22 +89,12 @@ def write_value(path: str | os.PathLike[str], value: Any) -> Path:
 
 
 def read_value(path: str | os.PathLike[str]) -> Any:
-    """Read a value written by :func:`write_value`, recognising the format by its first bytes."""
-    source = Path(path)
+    """Read the value written by :func:`write_value` at exactly ``path``."""
+    source = Path(os.fspath(path))
     if not source.is_file():
         raise FileNotFoundError(f"no stored asset value at {source}")
     with source.open("rb") as handle:
         head = handle.read(4)
     if head == PARQUET_MAGIC:
         return pd.read_parquet(source)
-    if head[:1] in (b"{", b"["):
-        return json.loads(source.read_text())
-    return joblib.load(source)
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    return from_json(source.read_text())

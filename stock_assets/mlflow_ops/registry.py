@@ -1,9 +1,9 @@
 """The MLflow model registry, the modern way: aliases and tags instead of deprecated stages.
 
-How the seed's stages map:
+How the reference pipeline's stages map:
 
 =============  =====================================================================
-seed stage     here
+stage          here
 =============  =====================================================================
 None           every trained model is a new version, tagged ``stage=none``
 Staging        alias ``staging`` (+ tag ``stage=staging``): passed checks and threshold
@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+from stock_assets.core.features import TARGET_COLUMN
+from stock_assets.core.values import Champion, Promotion
 
 REGISTERED_MODEL_NAME = "stock-prediction"
 PRODUCTION_ALIAS = "production"
@@ -47,7 +52,7 @@ def register_version(
     tags: dict[str, Any],
     name: str = REGISTERED_MODEL_NAME,
 ) -> str:
-    """Register a trained model as a new version (the seed's stage None)."""
+    """Register a trained model as a new version (stage None)."""
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -74,9 +79,7 @@ def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODE
         client.set_model_version_tag(name, version, STAGE_TAG, "staging")
 
 
-def promote(
-    client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME
-) -> dict[str, Any]:
+def promote(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> Promotion:
     """Move ``production`` to ``version``; the version that loses it is tagged archived.
 
     Promoting the version already in production changes nothing.
@@ -90,14 +93,38 @@ def promote(
             client.set_model_version_tag(name, previous, STAGE_TAG, "archived")
         history = [v for v in _history(client, name) if v != version] + [version]
         client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
-    return {
-        "name": name,
-        "version": version,
-        "alias": PRODUCTION_ALIAS,
-        "previous_production_version": previous,
-        "changed": previous != version,
-        "model_uri": f"models:/{name}@{PRODUCTION_ALIAS}",
-    }
+    return Promotion(
+        name=name,
+        version=version,
+        alias=PRODUCTION_ALIAS,
+        previous_production_version=previous,
+        changed=previous != version,
+        model_uri=f"models:/{name}@{PRODUCTION_ALIAS}",
+    )
+
+
+def score_production(
+    client: MlflowClient,
+    test_rows: pd.DataFrame,
+    feature_columns: Sequence[str],
+    challenger_version: str,
+    name: str = REGISTERED_MODEL_NAME,
+) -> Champion:
+    """The production version's accuracy on the challenger's test rows, or why there is none."""
+    version = production_version(client, name)
+    if version is None:
+        return Champion(note="no production model yet: nothing to beat")
+    if version == challenger_version:
+        return Champion(version, note=f"version {version} is already production")
+    import mlflow.pyfunc
+
+    try:
+        champion = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        predictions = champion.predict(test_rows[list(feature_columns)])["direction"]
+    except Exception as error:  # an incompatible old model must not block a good new one
+        return Champion(version, note=f"production version {version} could not be scored ({error})")
+    truth = test_rows[TARGET_COLUMN].astype(int).to_numpy()
+    return Champion(version, float((predictions.to_numpy() == truth).mean()))
 
 
 def rollback(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
@@ -213,13 +240,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
         elif args.command == "promote":
             done = promote(client, args.version)
-            if done["changed"]:
+            if done.changed:
                 print(
-                    f"production: version {done['version']} "
-                    f"(was {done['previous_production_version']})"
+                    f"production: version {done.version} (was {done.previous_production_version})"
                 )
             else:
-                print(f"production already points at version {done['version']}; nothing changed")
+                print(f"production already points at version {done.version}; nothing changed")
         else:
             done = rollback(client)
             print(f"production: version {done['version']} (was {done['rolled_back_from']})")

@@ -1,9 +1,13 @@
-"""What the pipeline records in MLflow: params, metrics, plots and the model itself."""
+"""What the pipeline records in its MLflow run: params, metrics, plots and the model itself.
+
+These log to the active run, which the ``MlflowTracking`` resource opened for the step.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +15,21 @@ import mlflow
 import pandas as pd
 
 if TYPE_CHECKING:
+    from stock_assets.core.selection import Comparison
     from stock_assets.core.training import TrainingResult
 
 
-def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[str, Any]:
-    """Log params, metrics, artifacts and the sklearn model to the active run.
+@dataclass(frozen=True)
+class LoggedModel:
+    """Where the trained model and its plots went."""
 
-    Returns the plots' paths (kept in a temporary folder) and the logged model's URI.
-    """
+    model_uri: str  # sklearn flavour, skops-serialised
+    serving_model_uri: str  # the pyfunc served and registered
+    figures: dict[str, Path]  # local copies of the PNGs, for Dagster metadata
+
+
+def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedModel:
+    """Log params, metrics, artifacts and the sklearn model to the active run."""
     from mlflow.models import infer_signature
 
     from stock_assets.core import plots
@@ -31,8 +42,8 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
             "n_samples_test": result.n_test,
             "n_features": len(result.feature_columns),
             "random_state": result.random_state,
-            "train_window": f"{result.train_dates[0]:%Y-%m-%d}..{result.train_dates[1]:%Y-%m-%d}",
-            "test_window": f"{result.test_dates[0]:%Y-%m-%d}..{result.test_dates[1]:%Y-%m-%d}",
+            "train_window": str(result.train_window),
+            "test_window": str(result.test_window),
             **{f"hp_{key}": value for key, value in result.hyperparameters.items()},
         }
     )
@@ -78,17 +89,17 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         artifacts={"pipeline": model_info.model_uri},
         pip_requirements=requirements,  # no input example: it would infer a named signature
     )
-    return {
-        "figures": figures,
-        "model_uri": model_info.model_uri,
-        "serving_model_uri": served.model_uri,
-    }
+    return LoggedModel(model_info.model_uri, served.model_uri, figures)
 
 
-def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
-    """One nested run per candidate, plus the comparison table and chart on the parent run."""
+def log_comparison(comparison: Comparison, folds: int, metric: str) -> Path:
+    """One nested run per candidate, plus the comparison table and chart on the parent run.
+
+    Returns the chart's local path.
+    """
     from stock_assets.core import plots
 
+    table = comparison.table
     for row in table.to_dict("records"):
         with mlflow.start_run(run_name=row["candidate"], nested=True):
             mlflow.set_tags({"candidate_rank": row["rank"], "model_type": row["model_type"]})
@@ -109,10 +120,10 @@ def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
         {
             "selection_metric": metric,
             "cv_folds": folds,
-            "best_candidate": table["candidate"].iloc[0],
+            "best_candidate": comparison.best.label,
         }
     )
-    return {"table": out / "comparison.csv", "chart": chart}
+    return chart
 
 
 def pinned_requirements(*packages: str) -> list[str]:

@@ -4,24 +4,26 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, Output, asset
 
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
-from stock_assets.defs.config import StockDataConfig
+from stock_assets.defs.config import StockDataConfig, optional
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.metadata import frame_metadata
+from stock_assets.defs.resources import MlflowTracking
 
 
 @asset(
     group_name=GROUP_NAME,
     kinds={"pandas"},
-    required_resource_keys={"mlflow"},
     code_version="1",
-    description="Daily OHLCV bars: the seed's geometric Brownian motion, or your own CSV.",
+    description="Daily OHLCV bars: a synthetic geometric Brownian motion, or your own CSV.",
 )
-def stock_data(context: AssetExecutionContext, config: StockDataConfig) -> Output[pd.DataFrame]:
+def stock_data(
+    context: AssetExecutionContext, config: StockDataConfig, mlflow: MlflowTracking
+) -> Output[pd.DataFrame]:
     """Generate or load the bars, validated before anything is stored."""
-    end_date = config.end_date or None
+    csv_path, end_date = optional(config, "csv_path"), optional(config, "end_date")
     try:
-        if config.csv_path:
-            bars = load_ohlcv_csv(config.csv_path, end_date=end_date)
+        if csv_path:
+            bars = load_ohlcv_csv(csv_path, end_date=end_date)
         else:
             bars = generate_gbm(
                 days=config.days, seed=config.seed, tickers=config.tickers, end_date=end_date
@@ -29,14 +31,14 @@ def stock_data(context: AssetExecutionContext, config: StockDataConfig) -> Outpu
     except DataValidationError as error:
         raise Failure(description=str(error)) from error
 
-    source = f"csv:{config.csv_path}" if config.csv_path else "synthetic_gbm"
-    context.resources.mlflow.log_params(
+    source = f"csv:{csv_path}" if csv_path else "synthetic_gbm"
+    mlflow.log_params(
         {
             "data_source": source,
             "data_days": config.days,
             "data_seed": config.seed,
-            "data_tickers": ",".join(config.tickers) if not config.csv_path else "",
-            "data_end_date": config.end_date,
+            "data_tickers": "" if csv_path else ",".join(config.tickers),
+            "data_end_date": end_date or "",
             "data_rows": len(bars),
         }
     )

@@ -1,30 +1,28 @@
-"""The ``features`` asset: the seed's 22 technical indicators and the next-day target."""
+"""The ``features`` asset: the 22 technical indicators and the next-day target."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, Output, asset
+from dagster import Output, asset
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.metadata import frame_metadata
+from stock_assets.defs.resources import MlflowTracking
 
 
 @asset(
     group_name=GROUP_NAME,
     kinds={"pandas"},
-    required_resource_keys={"mlflow"},
     code_version="1",
     description=(
-        "The seed's 22 technical indicators per ticker and Target (tomorrow's close above "
-        "today's). Each ticker's last row has no Target: tomorrow is unknown."
+        "The reference pipeline's 22 technical indicators per ticker and Target (tomorrow's "
+        "close above today's). Each ticker's last row has no Target: tomorrow is unknown."
     ),
 )
-def features(context: AssetExecutionContext, stock_data: pd.DataFrame) -> Output[pd.DataFrame]:
+def features(stock_data: pd.DataFrame, mlflow: MlflowTracking) -> Output[pd.DataFrame]:
     """Compute the indicators, vectorised across tickers."""
     table = compute_features(stock_data)
     labelled = table[TARGET_COLUMN].notna()
-    context.resources.mlflow.log_params(
-        {"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())}
-    )
+    mlflow.log_params({"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())})
     return Output(
         table,
         metadata={

@@ -1,0 +1,94 @@
+"""The values that cross asset boundaries, as small frozen dataclasses.
+
+A reader sees what flows from one asset to the next, and a misspelt field fails at once. The
+IO manager stores them as JSON with their type name and reads them back only into these
+classes (:data:`VALUE_TYPES`); no pickle. The fitted estimator is not part of any value: it
+lives in MLflow (skops-serialised) and is loaded from ``TrainedModel.model_uri`` when needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The first and last date of a set of rows, both included."""
+
+    first: dt.date
+    last: dt.date
+
+    @classmethod
+    def of(cls, dates: pd.Series) -> DateWindow:
+        """The window spanned by ``dates``."""
+        return cls(pd.Timestamp(dates.min()).date(), pd.Timestamp(dates.max()).date())
+
+    def contains(self, dates: pd.Series) -> pd.Series:
+        """Which of ``dates`` fall within the window."""
+        return dates.between(pd.Timestamp(self.first), pd.Timestamp(self.last))
+
+    def __str__(self) -> str:
+        return f"{self.first:%Y-%m-%d}..{self.last:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The ``model`` asset: the chosen classifier, tested on its window, logged and registered."""
+
+    model_type: str
+    hyperparameters: dict[str, int | float]
+    feature_columns: tuple[str, ...]
+    metrics: dict[str, float]  # test-window metrics, baseline_accuracy included
+    train_window: DateWindow
+    test_window: DateWindow  # the rows deploy_decision scores the production model on
+    model_uri: str  # the sklearn-flavour model (skops)
+    serving_model_uri: str  # the pyfunc the registry version points at
+    registered_version: str
+    mlflow_run_id: str
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The production model, scored on the challenger's test window."""
+
+    version: str | None = None  # None: no production model yet
+    accuracy: float | None = None  # None: not scored (see note)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The ``deploy_decision`` asset: deploy or not, with the figures and the reason."""
+
+    deploy: bool
+    passes_threshold: bool
+    accuracy: float
+    baseline_accuracy: float
+    accuracy_threshold: float
+    champion_version: str | None
+    champion_accuracy: float | None
+    reason: str
+    model_type: str
+    model_uri: str
+    registered_version: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The ``deployed_model`` asset: where the registry's ``production`` alias now points."""
+
+    name: str
+    version: str
+    alias: str
+    previous_production_version: str | None
+    changed: bool
+    model_uri: str
+
+
+#: The closed set of classes a stored value may be read back into.
+VALUE_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (DateWindow, TrainedModel, Champion, Decision, Promotion)
+}
