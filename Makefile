@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test install lint format export mlflow mlflow-ui serve clean
+.PHONY: dev test test-fast install lint format export mlflow mlflow-ui serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Pure and config tests only (no graph run, server or CLI process): well under a minute.
+test-fast: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

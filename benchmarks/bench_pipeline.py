@@ -1,17 +1,17 @@
-"""Time and peak memory of each pipeline step: the seed's pandas code vs the project's.
+"""Time and peak memory of each step: the reference pipeline's pandas code vs the project's.
 
 For every step, two implementations do the same work:
 
-* ``seed``: the seed's KFP component code (generate_data, feature_engineering), plain
-  pandas, called once per ticker in a Python loop and concatenated;
+* ``reference``: the reference pipeline's KFP component code (generate_data,
+  feature_engineering), plain pandas, called once per ticker in a Python loop and concatenated;
 * ``project``: the project's functions (generate_gbm, compute_features), vectorised
   across tickers.
 
 Both sides draw each ticker's prices from the same random stream, so their outputs are
 compared as well (they must agree; the one intended difference is that the project's
-Target is <NA> on each ticker's last row, where the seed writes 0).
+Target is <NA> on each ticker's last row, where the reference pipeline writes 0).
 
-Run: ``.venv/bin/python benchmarks/bench_pipeline.py [--quick]`` (``--quick``: seed scale
+Run: ``.venv/bin/python benchmarks/bench_pipeline.py [--quick]`` (``--quick``: reference scale
 only, 1 ticker x 500 days). Peak memory is what tracemalloc sees (Python objects and numpy
 buffers) during a separate, untimed run of the step, which also warms the step up.
 """
@@ -32,16 +32,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests/ too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: benchmarks/ too
 
+from benchmarks.reference import reference_feature_engineering, reference_generate_data  # noqa: E402
 from stock_assets.core.data import DEFAULT_TICKER, generate_gbm  # noqa: E402
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features  # noqa: E402
-from tests.seed_reference import seed_feature_engineering, seed_generate_data  # noqa: E402
 
 SEED = 42
 
 # --------------------------------------------------------------------------------------
-# The seed's code (Composant 1 and 2), minus the KFP/CSV plumbing, run per ticker.
+# The reference pipeline's code (Composant 1 and 2), minus the KFP/CSV plumbing, run per ticker.
 # --------------------------------------------------------------------------------------
 
 
@@ -78,14 +78,14 @@ StepFn = Callable[[Scale, dict[str, Any]], Any]
 @dataclass(frozen=True)
 class Step:
     name: str
-    seed: StepFn
+    reference: StepFn
     project: StepFn
     check: Callable[[Any, Any], str]  # compares the two outputs; returns a short verdict
 
 
-def seed_data(scale: Scale, _: dict[str, Any]) -> pd.DataFrame:
+def reference_data(scale: Scale, _: dict[str, Any]) -> pd.DataFrame:
     frames = [
-        seed_generate_data(scale.days, ticker_seed(SEED, t), t) for t in sorted(scale.tickers)
+        reference_generate_data(scale.days, ticker_seed(SEED, t), t) for t in sorted(scale.tickers)
     ]
     return pd.concat(frames, ignore_index=True)
 
@@ -94,14 +94,16 @@ def project_data(scale: Scale, _: dict[str, Any]) -> pd.DataFrame:
     return generate_gbm(days=scale.days, seed=SEED, tickers=scale.tickers)
 
 
-def check_data(seed: pd.DataFrame, project: pd.DataFrame) -> str:
-    pd.testing.assert_frame_equal(project, seed, check_exact=True)
+def check_data(reference: pd.DataFrame, project: pd.DataFrame) -> str:
+    pd.testing.assert_frame_equal(project, reference, check_exact=True)
     return "identical"
 
 
-def seed_features(_: Scale, inputs: dict[str, Any]) -> pd.DataFrame:
+def reference_features(_: Scale, inputs: dict[str, Any]) -> pd.DataFrame:
     bars = inputs["data"]
-    frames = [seed_feature_engineering(group) for _, group in bars.groupby("Ticker", sort=True)]
+    frames = [
+        reference_feature_engineering(group) for _, group in bars.groupby("Ticker", sort=True)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -109,19 +111,19 @@ def project_features(_: Scale, inputs: dict[str, Any]) -> pd.DataFrame:
     return compute_features(inputs["data"])
 
 
-def check_features(seed: pd.DataFrame, project: pd.DataFrame) -> str:
-    assert len(seed) == len(project)
+def check_features(reference: pd.DataFrame, project: pd.DataFrame) -> str:
+    assert len(reference) == len(project)
     for column in FEATURE_COLUMNS:
-        np.testing.assert_array_equal(project[column].to_numpy(), seed[column].to_numpy())
+        np.testing.assert_array_equal(project[column].to_numpy(), reference[column].to_numpy())
     known = project[TARGET_COLUMN].notna().to_numpy()
-    assert (project[TARGET_COLUMN].to_numpy()[known] == seed["Target"].to_numpy()[known]).all()
+    assert (project[TARGET_COLUMN].to_numpy()[known] == reference["Target"].to_numpy()[known]).all()
     return f"identical (Target <NA> on {int((~known).sum())} last rows)"
 
 
 STEPS: list[Step] = [
-    Step("data", seed_data, project_data, check_data),
-    Step("features", seed_features, project_features, check_features),
-    # Later steps (e.g. training) go here: Step(name, seed_fn, project_fn, check_fn).
+    Step("data", reference_data, project_data, check_data),
+    Step("features", reference_features, project_features, check_features),
+    # Later steps (e.g. training) go here: Step(name, reference_fn, project_fn, check_fn).
 ]
 
 # --------------------------------------------------------------------------------------
@@ -163,18 +165,18 @@ def fmt_mem(n_bytes: int) -> str:
 def run_scale(scale: Scale, repeat: int) -> None:
     print(f"\n{scale.label}; best of {repeat} timed run(s)")
     header = (
-        f"{'step':<10}{'seed time':>12}{'project time':>14}{'speed-up':>10}"
-        f"{'seed peak':>13}{'project peak':>14}{'mem ratio':>11}  outputs"
+        f"{'step':<10}{'ref. time':>12}{'project time':>14}{'speed-up':>10}"
+        f"{'ref. peak':>13}{'project peak':>14}{'mem ratio':>11}  outputs"
     )
     print(header)
     print("-" * len(header))
-    seed_out: dict[str, Any] = {}
+    reference_out: dict[str, Any] = {}
     project_out: dict[str, Any] = {}
     totals = [Measure(0.0, 0), Measure(0.0, 0)]
     for step in STEPS:
-        seed_out[step.name], s = measure(step.seed, scale, seed_out, repeat)
+        reference_out[step.name], s = measure(step.reference, scale, reference_out, repeat)
         project_out[step.name], p = measure(step.project, scale, project_out, repeat)
-        verdict = step.check(seed_out[step.name], project_out[step.name])
+        verdict = step.check(reference_out[step.name], project_out[step.name])
         for total, m in zip(totals, (s, p), strict=True):
             total.seconds += m.seconds
             total.peak_bytes = max(total.peak_bytes, m.peak_bytes)
@@ -183,24 +185,26 @@ def run_scale(scale: Scale, repeat: int) -> None:
     print(row("total", *totals, "(peak = largest step peak)"))
 
 
-def row(name: str, seed: Measure, project: Measure, note: str) -> str:
-    speed_up = seed.seconds / project.seconds if project.seconds else float("inf")
-    mem_ratio = seed.peak_bytes / project.peak_bytes if project.peak_bytes else float("inf")
+def row(name: str, reference: Measure, project: Measure, note: str) -> str:
+    speed_up = reference.seconds / project.seconds if project.seconds else float("inf")
+    mem_ratio = reference.peak_bytes / project.peak_bytes if project.peak_bytes else float("inf")
     return (
-        f"{name:<10}{fmt_time(seed.seconds):>12}{fmt_time(project.seconds):>14}"
-        f"{speed_up:>9.1f}x{fmt_mem(seed.peak_bytes):>13}{fmt_mem(project.peak_bytes):>14}"
+        f"{name:<10}{fmt_time(reference.seconds):>12}{fmt_time(project.seconds):>14}"
+        f"{speed_up:>9.1f}x{fmt_mem(reference.peak_bytes):>13}{fmt_mem(project.peak_bytes):>14}"
         f"{mem_ratio:>10.2f}x  {note}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="seed scale only (1 x 500)")
+    parser.add_argument("--quick", action="store_true", help="reference scale only (1 x 500)")
     args = parser.parse_args()
 
     print(f"pandas {pd.__version__}, numpy {np.__version__}")
-    print("seed = the seed's pandas code looped per ticker; project = stock_assets.core")
-    print("speed-up = seed time / project time; mem ratio = seed peak / project peak")
+    print(
+        "reference = the reference pipeline's pandas code per ticker; project = stock_assets.core"
+    )
+    print("speed-up = reference time / project time; mem ratio = reference peak / project peak")
     run_scale(Scale([DEFAULT_TICKER], 500), repeat=5)
     if not args.quick:
         run_scale(Scale([f"T{i:03d}" for i in range(500)], 2_520), repeat=2)

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests/ too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: benchmarks/ too
 
+from benchmarks.processes import free_port, stop_group  # noqa: E402
 from stock_assets.core.data import generate_gbm  # noqa: E402
-from stock_assets.core.features import FEATURE_COLUMNS, compute_features, labelled_rows  # noqa: E402
-from tests.processes import free_port, stop_group  # noqa: E402
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FORMS = ("dataframe_records", "dataframe_split")
@@ -146,8 +146,9 @@ def ping(port: int) -> bool:
 
 
 def request_bodies(form: str, n: int) -> list[bytes]:
-    """``n`` single-row JSON bodies in ``form``, cycling through the seed's labelled rows."""
-    rows = labelled_rows(compute_features(generate_gbm()))[FEATURE_COLUMNS]
+    """``n`` single-row JSON bodies in ``form``, cycling through the default labelled rows."""
+    table = compute_features(generate_gbm())
+    rows = table.loc[table[TARGET_COLUMN].notna(), FEATURE_COLUMNS].reset_index(drop=True)
     values = rows.to_numpy().tolist()
     bodies = []
     for i in range(n):

@@ -12,7 +12,9 @@ import pytest
 from dagster import AssetKey
 
 from stock_assets.core.data import generate_gbm
-from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
+from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.training import labelled_rows_in
+from stock_assets.core.values import Decision, TrainedModel
 from stock_assets.defs.storage import read_value
 from tests.conftest import (
     APPROVE_ALL,
@@ -21,6 +23,8 @@ from tests.conftest import (
     production_version,
     run_graph,
 )
+
+pytestmark = pytest.mark.slow
 
 REJECT_ALL = {"deploy_decision": {"accuracy_threshold": 1.0}}
 
@@ -39,10 +43,13 @@ def test_graph_materialises_every_asset_and_check(deployed) -> None:
         "features_finite": True,
         "target_has_both_classes": True,
     }
-    # Stored as typed files that survive the process: Parquet frames, joblib model, JSON dicts.
-    stored = read_value(data / "assets" / "features.parquet")
+    # Stored as files that survive the process: Parquet frames, typed JSON values.
+    stored = read_value(data / "assets" / "features")
     assert list(stored.columns[7:29]) == FEATURE_COLUMNS
-    assert json.loads((data / "assets" / "deploy_decision.json").read_text())["deploy"] is True
+    decision = read_value(data / "assets" / "deploy_decision")
+    assert isinstance(decision, Decision) and decision.deploy is True
+    model = read_value(data / "assets" / "model")
+    assert model == result.output_for_node("model") and isinstance(model, TrainedModel)
 
 
 def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deployed) -> None:
@@ -85,10 +92,19 @@ def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deploye
         a.path for a in client.list_artifacts(run.info.run_id, "comparison")
     }
     model_value = result.output_for_node("model")
-    info = mlflow.models.get_model_info(model_value["model_uri"])
+    info = mlflow.models.get_model_info(model_value.model_uri)
     assert [c.name for c in info.signature.inputs.inputs] == FEATURE_COLUMNS
     assert info.saved_input_example_info is not None
-    assert model_value["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert model_value.metrics["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert params["test_window"] == str(model_value.test_window)
+    assert model_value.mlflow_run_id == run.info.run_id
+
+
+def test_the_experiment_opens_on_the_runs_list(deployed) -> None:
+    result, _ = deployed
+    experiment = mlflow.get_experiment(mlflow_run_for(result).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert (experiment.tags["project"], experiment.tags["team"]) == ("stock-prediction", "ml")
 
 
 def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> None:
@@ -99,7 +115,7 @@ def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> N
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         output_format="list",
     )
-    assert len(children) == 7  # the seed's seven configurations
+    assert len(children) == 7  # the reference pipeline's seven configurations
     ranks = {c.data.params["candidate"]: int(c.data.tags["candidate_rank"]) for c in children}
     assert sorted(ranks.values()) == list(range(1, 8))
     best = min(ranks, key=ranks.get)
@@ -110,13 +126,13 @@ def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> N
     assert best in comparison.value and "data:image/png;base64," in comparison.value
     # Validation never used the test window: the model's test dates come after all of it.
     model_value = result.output_for_node("model")
-    assert parent.data.params["train_window"].split("..")[1] < model_value["test_window"][0]
+    assert parent.data.params["train_window"].split("..")[1] < str(model_value.test_window.first)
 
 
 def test_registry_versions_stages_and_aliases(deployed) -> None:
     result, _ = deployed
     client = mlflow.MlflowClient()
-    version = result.output_for_node("model")["registered_version"]
+    version = result.output_for_node("model").registered_version
     model_version = client.get_model_version("stock-prediction", version)
     assert model_version.tags["stage"] == "production"
     aliases = client.get_registered_model("stock-prediction").aliases
@@ -127,14 +143,15 @@ def test_production_alias_loads_and_predicts(deployed) -> None:
     result, data = deployed
     assert production_version() is not None
     served = mlflow.pyfunc.load_model("models:/stock-prediction@production")
-    rows = labelled_rows(read_value(data / "assets" / "features.parquet")).tail(20)
+    model = result.output_for_node("model")
+    rows = labelled_rows_in(read_value(data / "assets" / "features"), model.test_window).tail(20)
     answer = served.predict(rows[FEATURE_COLUMNS])
-    pipeline = result.output_for_node("model")["pipeline"]
+    pipeline = mlflow.sklearn.load_model(model.model_uri)  # the estimator lives in MLflow
     np.testing.assert_array_equal(answer["direction"], pipeline.predict(rows[FEATURE_COLUMNS]))
     np.testing.assert_allclose(
         answer["probability_up"], pipeline.predict_proba(rows[FEATURE_COLUMNS])[:, 1]
     )
-    # The seed's positional rows (22 values in feature order) give the same answer.
+    # Positional rows (22 values in feature order, as the reference pipeline sent them) too.
     positional = served.predict(rows[FEATURE_COLUMNS].to_numpy())
     pd.testing.assert_frame_equal(positional, answer)
 
@@ -147,13 +164,13 @@ def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path
     assert "deployed_model" not in materialised
     assert "deploy_decision" in materialised
     decision = result.output_for_node("deploy_decision")
-    assert decision["deploy"] is False
-    assert "below the threshold 1.0000" in decision["reason"]
+    assert decision.deploy is False
+    assert "below the threshold 1.0000" in decision.reason
     run = mlflow_run_for(result)
     assert run.info.status == "FINISHED"
     assert run.data.tags["deploy_decision"] == "rejected"
     assert production_version() == before
-    assert not (data_dir / "assets" / "deployed_model.json").exists()
+    assert not (data_dir / "assets" / "deployed_model").exists()
 
 
 def test_each_materialisation_in_a_process_gets_its_own_run(deployed, data_dir: Path) -> None:
@@ -171,10 +188,10 @@ def test_same_config_gives_same_data_features_and_metrics(deployed, data_dir: Pa
     again = run_graph(REJECT_ALL)
     for name in ("stock_data", "features"):
         pd.testing.assert_frame_equal(
-            read_value(data / "assets" / f"{name}.parquet"),
-            read_value(data_dir / "assets" / f"{name}.parquet"),
+            read_value(data / "assets" / name),
+            read_value(data_dir / "assets" / name),
         )
-    assert again.output_for_node("model")["metrics"] == result.output_for_node("model")["metrics"]
+    assert again.output_for_node("model").metrics == result.output_for_node("model").metrics
 
 
 def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> None:
@@ -182,7 +199,7 @@ def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> Non
         {"stock_data": {"tickers": ["AAA", "BBB", "CCC"], "days": 300}}, selection=["stock_data"]
     )
     assert result.success, failure_text(result)
-    bars = read_value(data_dir / "assets" / "stock_data.parquet")
+    bars = read_value(data_dir / "assets" / "stock_data")
     assert sorted(bars["Ticker"].unique()) == ["AAA", "BBB", "CCC"]
     closes = bars.pivot(index="Date", columns="Ticker", values="Close")
     assert closes.shape == (300, 3)
@@ -198,7 +215,7 @@ def test_csv_source_with_extra_columns_and_mixed_case(
     bars.to_csv(path, index=False)
     result = run_graph({"stock_data": {"csv_path": str(path)}, **APPROVE_ALL})
     assert result.success, failure_text(result)
-    stored = read_value(data_dir / "assets" / "stock_data.parquet")
+    stored = read_value(data_dir / "assets" / "stock_data")
     assert list(stored.columns) == ["Date", "Ticker", "Open", "High", "Low", "Close", "Volume"]
     assert set(stored["Ticker"]) == {"ACME"}
     assert mlflow_run_for(result).data.params["data_source"] == f"csv:{path}"
@@ -207,6 +224,6 @@ def test_csv_source_with_extra_columns_and_mixed_case(
 def test_end_date_ends_the_window(deployed, data_dir: Path) -> None:
     result = run_graph({"stock_data": {"end_date": "2026-11-27"}}, selection=["stock_data"])
     assert result.success, failure_text(result)
-    bars = read_value(data_dir / "assets" / "stock_data.parquet")
+    bars = read_value(data_dir / "assets" / "stock_data")
     assert bars["Date"].max() == pd.Timestamp("2026-11-27")
     assert len(bars) == 500

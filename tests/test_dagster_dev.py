@@ -15,8 +15,10 @@ from typing import Any
 import mlflow
 import pytest
 
+from benchmarks.processes import free_port, stop_group
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
-from tests.processes import free_port, stop_group
+
+pytestmark = pytest.mark.slow
 
 ASSETS = ["stock_data", "features", "model", "deploy_decision", "deployed_model"]
 

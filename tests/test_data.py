@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.reference import reference_dates, reference_generate_data
 from stock_assets.core.data import (
     DEFAULT_TICKER,
     MIN_ROWS_PER_TICKER,
@@ -18,7 +19,6 @@ from stock_assets.core.data import (
     load_ohlcv_csv,
     validate_ohlcv,
 )
-from tests.seed_reference import seed_dates, seed_generate_data
 
 
 def one(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
@@ -41,26 +41,26 @@ def assert_normalised(frame: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_default_equals_seed_generate_data_value_for_value() -> None:
-    expected = seed_generate_data()
+def test_default_equals_reference_generate_data_value_for_value() -> None:
+    expected = reference_generate_data()
     actual = generate_gbm()
     assert actual["Ticker"].eq(DEFAULT_TICKER).all()
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
     assert_normalised(actual)
 
 
-def test_other_seed_and_length_equal_seed_generate_data() -> None:
+def test_other_seed_and_length_equal_reference_generate_data() -> None:
     pd.testing.assert_frame_equal(
         generate_gbm(days=MIN_ROWS_PER_TICKER, seed=7),
-        seed_generate_data(days=MIN_ROWS_PER_TICKER, seed=7),
+        reference_generate_data(days=MIN_ROWS_PER_TICKER, seed=7),
         check_exact=True,
     )
 
 
 @pytest.mark.parametrize("days", [60, 500, 2520])
-def test_business_days_equal_seed_loop_and_bdate_range(days: int) -> None:
+def test_business_days_equal_reference_loop_and_bdate_range(days: int) -> None:
     dates = generate_gbm(days=days)["Date"]
-    assert list(dates) == [pd.Timestamp(d) for d in seed_dates(days)]
+    assert list(dates) == [pd.Timestamp(d) for d in reference_dates(days)]
     assert list(dates) == list(pd.bdate_range(start="2023-01-01", periods=days))
 
 
@@ -71,9 +71,9 @@ def test_each_ticker_is_reproducible_and_independent_of_the_others() -> None:
     assert together["Ticker"].unique().tolist() == ["AAA", DEFAULT_TICKER, "ZZZ"]
     for ticker, frame in alone.items():
         pd.testing.assert_frame_equal(one(together, ticker), frame, check_exact=True)
-    # SYNTH is the seed's series whatever else is requested.
+    # SYNTH is the reference pipeline's series whatever else is requested.
     pd.testing.assert_frame_equal(
-        one(together, DEFAULT_TICKER), seed_generate_data(days=80), check_exact=True
+        one(together, DEFAULT_TICKER), reference_generate_data(days=80), check_exact=True
     )
     pd.testing.assert_frame_equal(generate_gbm(days=80, tickers=["AAA"]), alone["AAA"])
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import mlflow
-from dagster import build_schedule_context, validate_run_config
+import pytest
+from dagster import DagsterInstance, build_schedule_context, validate_run_config
 
 from stock_assets.definitions import defs
 from stock_assets.defs.schedules import nightly_retrain
@@ -17,6 +18,7 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
+@pytest.mark.slow
 def test_definitions_validate_passes(tmp_path: Path) -> None:
     done = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "stock_assets.definitions"],
@@ -38,12 +40,13 @@ def test_nightly_schedule_passes_the_tick_date_as_end_date() -> None:
     ).run_requests[0]
     assert request.run_config["ops"]["stock_data"]["config"]["end_date"] == "2026-11-27"
     assert request.run_key == "2026-11-27"
-    job = defs.get_job_def(nightly_retrain.job_name)
+    job = defs.resolve_job_def(nightly_retrain.job_name)
     assert validate_run_config(job, request.run_config)
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert selected == {"stock_data", "features", "model", "deploy_decision", "deployed_model"}
 
 
+@pytest.mark.slow
 def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> None:
     """`dagster asset materialize --select '*'`: multiprocess, one step per process."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -79,3 +82,17 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> 
     assert mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
     )
+
+    # The Dagster event log says what happened to the MLflow run in each step's process.
+    instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    try:
+        logs = instance.all_logs(run.data.tags["dagster_run_id"])
+    finally:
+        instance.dispose()
+    said = [e.user_message for e in logs if "MLflow run" in e.user_message]
+    created = [m for m in said if m.startswith(f"created MLflow run {run.info.run_id} ")]
+    resumed = [m for m in said if m.startswith(f"resuming MLflow run {run.info.run_id} ")]
+    steps = {e.step_key for e in logs if e.is_dagster_event and e.dagster_event.is_step_start}
+    assert len(created) == 1, said
+    assert len(resumed) == len(steps) - 1 >= 4, said  # every other step resumed the same run
+    assert not [m for m in said if "Starting a new mlflow run" in m]

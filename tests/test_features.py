@@ -1,4 +1,4 @@
-"""Technical features and target (stock_assets.core.features) against the seed's formulas."""
+"""Technical features and target (stock_assets.core.features) against the reference pipeline."""
 
 from __future__ import annotations
 
@@ -10,31 +10,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.reference import reference_feature_engineering
 from stock_assets.core.data import OHLCV_COLUMNS, DataValidationError, generate_gbm
 from stock_assets.core.features import (
     FEATURE_COLUMNS,
     TARGET_COLUMN,
     compute_features,
-    labelled_rows,
 )
-from tests.seed_reference import seed_feature_engineering
 
 # --------------------------------------------------------------------------------------
-# Reference: the seed's feature_engineering (Composant 2) on one ticker, minus the CSV I/O.
-# (generate_gbm() equals the seed's generate_data value for value: see test_data.py.)
+# The reference pipeline's feature_engineering (Composant 2) on one ticker, minus the CSV I/O.
+# (generate_gbm() equals the reference pipeline's generate_data value for value: see test_data.py.)
 # --------------------------------------------------------------------------------------
 
 
 def expected_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """The seed per ticker, in our column order, last row's Target as <NA>."""
+    """The reference pipeline per ticker, in our column order, last row's Target as <NA>."""
     parts = []
     for _, group in bars.sort_values(["Ticker", "Date"]).groupby("Ticker", sort=True):
-        seed = seed_feature_engineering(group.reset_index(drop=True))
-        seed = seed[[*OHLCV_COLUMNS, *FEATURE_COLUMNS, TARGET_COLUMN]]
-        seed = seed.astype({TARGET_COLUMN: "Int8"})
-        if len(seed) and seed.index[-1] == len(group) - 1:  # the ticker's last bar
-            seed.loc[seed.index[-1], TARGET_COLUMN] = pd.NA
-        parts.append(seed)
+        expected = reference_feature_engineering(group.reset_index(drop=True))
+        expected = expected[[*OHLCV_COLUMNS, *FEATURE_COLUMNS, TARGET_COLUMN]]
+        expected = expected.astype({TARGET_COLUMN: "Int8"})
+        if len(expected) and expected.index[-1] == len(group) - 1:  # the ticker's last bar
+            expected.loc[expected.index[-1], TARGET_COLUMN] = pd.NA
+        parts.append(expected)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -43,59 +42,65 @@ def one(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def seed_bars() -> pd.DataFrame:
+def reference_bars() -> pd.DataFrame:
     return generate_gbm()
 
 
 # --------------------------------------------------------------------------------------
-# Equality with the seed
+# Equality with the reference pipeline
 # --------------------------------------------------------------------------------------
 
 
-def test_equals_seed_feature_engineering_on_seed_data(seed_bars: pd.DataFrame) -> None:
-    actual = compute_features(seed_bars)
-    seed = seed_feature_engineering(seed_bars).reset_index(drop=True)
+def test_equals_reference_feature_engineering_on_reference_data(
+    reference_bars: pd.DataFrame,
+) -> None:
+    actual = compute_features(reference_bars)
+    expected = reference_feature_engineering(reference_bars).reset_index(drop=True)
 
-    assert len(actual) == len(seed) == 500 - 49
+    assert len(actual) == len(expected) == 500 - 49
     for column in [*OHLCV_COLUMNS, *FEATURE_COLUMNS]:
         # Same pandas kernels on the same values: equal to the last bit.
-        pd.testing.assert_series_equal(actual[column], seed[column], check_exact=True)
-    # Target: the seed labels the last row 0 although tomorrow is unknown; here it is <NA>.
-    assert actual[TARGET_COLUMN].iloc[:-1].astype(int).tolist() == seed["Target"][:-1].tolist()
+        pd.testing.assert_series_equal(actual[column], expected[column], check_exact=True)
+    # Target: the reference labels the last row 0 although tomorrow is unknown; here it is <NA>.
+    assert actual[TARGET_COLUMN].iloc[:-1].astype(int).tolist() == expected["Target"][:-1].tolist()
     assert actual[TARGET_COLUMN].iloc[-1] is pd.NA
-    assert seed["Target"].iloc[-1] == 0
+    assert expected["Target"].iloc[-1] == 0
 
 
-def test_equals_seed_pipeline_through_csv_files(seed_bars: pd.DataFrame, tmp_path: Path) -> None:
+def test_equals_reference_pipeline_through_csv_files(
+    reference_bars: pd.DataFrame, tmp_path: Path
+) -> None:
     # The KFP components hand data over as CSV: generate_data -> CSV -> feature_engineering.
-    seed_bars.to_csv(tmp_path / "data.csv", index=False)
-    seed = seed_feature_engineering(pd.read_csv(tmp_path / "data.csv", parse_dates=["Date"]))
-    seed.to_csv(tmp_path / "features.csv", index=False)
-    seed = pd.read_csv(tmp_path / "features.csv", parse_dates=["Date"])
+    reference_bars.to_csv(tmp_path / "data.csv", index=False)
+    expected = reference_feature_engineering(
+        pd.read_csv(tmp_path / "data.csv", parse_dates=["Date"])
+    )
+    expected.to_csv(tmp_path / "features.csv", index=False)
+    expected = pd.read_csv(tmp_path / "features.csv", parse_dates=["Date"])
 
-    actual = compute_features(seed_bars)
+    actual = compute_features(reference_bars)
     for column in FEATURE_COLUMNS:
-        np.testing.assert_allclose(actual[column], seed[column], rtol=1e-9, atol=0)
-    assert (actual[TARGET_COLUMN].iloc[:-1].to_numpy() == seed["Target"][:-1].to_numpy()).all()
+        np.testing.assert_allclose(actual[column], expected[column], rtol=1e-9, atol=0)
+    assert (actual[TARGET_COLUMN].iloc[:-1].to_numpy() == expected["Target"][:-1].to_numpy()).all()
 
 
-def test_output_layout(seed_bars: pd.DataFrame) -> None:
-    actual = compute_features(seed_bars)
+def test_output_layout(reference_bars: pd.DataFrame) -> None:
+    actual = compute_features(reference_bars)
     assert list(actual.columns) == [*OHLCV_COLUMNS, *FEATURE_COLUMNS, TARGET_COLUMN]
     assert len(FEATURE_COLUMNS) == 22
     assert all(actual[c].dtype == np.float64 for c in FEATURE_COLUMNS)
     assert actual[TARGET_COLUMN].dtype == "Int8"
-    assert actual[OHLCV_COLUMNS].dtypes.equals(seed_bars.dtypes)
+    assert actual[OHLCV_COLUMNS].dtypes.equals(reference_bars.dtypes)
     assert isinstance(actual.index, pd.RangeIndex) and actual.index.start == 0
     assert not actual[FEATURE_COLUMNS].isna().any().any()
     # Each ticker's first kept row is its 50th bar (SMA_50's warm-up).
-    assert actual["Date"].iloc[0] == seed_bars["Date"].iloc[49]
+    assert actual["Date"].iloc[0] == reference_bars["Date"].iloc[49]
 
 
-def test_input_is_not_modified(seed_bars: pd.DataFrame) -> None:
-    before = seed_bars.copy()
-    compute_features(seed_bars)
-    pd.testing.assert_frame_equal(seed_bars, before)
+def test_input_is_not_modified(reference_bars: pd.DataFrame) -> None:
+    before = reference_bars.copy()
+    compute_features(reference_bars)
+    pd.testing.assert_frame_equal(reference_bars, before)
 
 
 # --------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def mixed_bars() -> pd.DataFrame:
     return bars.sample(frac=1.0, random_state=1).reset_index(drop=True)
 
 
-def test_several_tickers_equal_seed_per_ticker(mixed_bars: pd.DataFrame) -> None:
+def test_several_tickers_equal_reference_per_ticker(mixed_bars: pd.DataFrame) -> None:
     actual = compute_features(mixed_bars)
     expected = expected_features(mixed_bars)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
@@ -148,23 +153,12 @@ def test_target_is_na_only_on_each_tickers_last_row(mixed_bars: pd.DataFrame) ->
     assert (actual.loc[known, TARGET_COLUMN] == (nxt > actual["Close"])[known]).all()
 
 
-def test_labelled_rows(mixed_bars: pd.DataFrame) -> None:
-    actual = compute_features(mixed_bars)
-    labelled = labelled_rows(actual)
-    assert len(labelled) == len(actual) - 3
-    assert labelled[TARGET_COLUMN].dtype == np.int64
-    assert set(labelled[TARGET_COLUMN].unique()) <= {0, 1}
-    assert isinstance(labelled.index, pd.RangeIndex)
-    assert list(labelled.columns) == list(actual.columns)
-    assert actual[TARGET_COLUMN].dtype == "Int8"  # the input is left alone
-
-
 # --------------------------------------------------------------------------------------
 # Edge cases
 # --------------------------------------------------------------------------------------
 
 
-def test_flat_prices_drop_the_same_rows_as_the_seed() -> None:
+def test_flat_prices_drop_the_same_rows_as_the_reference() -> None:
     # A flat stretch makes std20 = 0 (BB_Position 0/0 = NaN) and gains/losses 0 (RSI 0/0).
     bars = generate_gbm(days=150, tickers=["AAA", "FLAT"])
     flat = bars["Ticker"] == "FLAT"
@@ -195,9 +189,9 @@ def test_short_tickers_produce_no_rows() -> None:
     ],
     ids=["missing_column", "nan_close", "duplicate_date", "string_dates"],
 )
-def test_bad_input_raises(seed_bars: pd.DataFrame, change, substrings: list[str]) -> None:
+def test_bad_input_raises(reference_bars: pd.DataFrame, change, substrings: list[str]) -> None:
     with pytest.raises(DataValidationError) as info:
-        compute_features(change(seed_bars))
+        compute_features(change(reference_bars))
     for text in substrings:
         assert text in str(info.value)
 

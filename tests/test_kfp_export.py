@@ -16,6 +16,8 @@ from exporters.kfp.submit import (
 from stock_assets.definitions import defs
 from tests.kfp_helpers import all_tasks, export, load_spec
 
+pytestmark = pytest.mark.slow
+
 ASSET_TASKS = {"stock-data", "features", "model", "deploy-decision", "deployed-model"}
 
 

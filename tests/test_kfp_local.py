@@ -12,6 +12,8 @@ from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
 from tests.kfp_helpers import executed_tasks, export, run_yaml
 
+pytestmark = pytest.mark.slow
+
 ASSET_TASKS = {"stock-data", "features", "model", "deploy-decision", "deployed-model"}
 
 
@@ -70,10 +72,10 @@ def test_approved_run_matches_dagster_and_moves_production(
     assert dagster.success, failure_text(dagster)
     pd.testing.assert_frame_equal(
         read_value(run_dir / "features" / "features"),
-        read_value(data_dir / "assets" / "features.parquet"),
+        read_value(data_dir / "assets" / "features"),
     )
-    dagster_metrics = dagster.output_for_node("model")["metrics"]
-    kfp_metrics = read_value(run_dir / "model" / "model")["metrics"]
+    dagster_metrics = dagster.output_for_node("model").metrics
+    kfp_metrics = read_value(run_dir / "model" / "model").metrics
     assert kfp_metrics == dagster_metrics
     assert run.data.metrics["accuracy"] == pytest.approx(dagster_metrics["accuracy"])
 

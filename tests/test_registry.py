@@ -14,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from stock_assets.mlflow_ops.registry import promote, register_version
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def versions(mlflow_store: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The KFP runtime and the MLflow lifecycle helpers, called directly on a real store."""
+"""The KFP runtime and the MLflow resource's lifecycle methods, called directly on a real store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import pandas as pd
 import pytest
 
 from exporters.kfp.runtime import finish_pipeline_run, materialize_asset
-from stock_assets.defs.resources import EXPERIMENT_NAME, close_open_runs, ensure_experiment
+from stock_assets.defs.resources import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    EXPERIMENT_NAME,
+    MlflowTracking,
+)
 from stock_assets.defs.storage import read_value
+
+pytestmark = pytest.mark.slow
 
 
 def _runs_tagged(kfp_run_id: str) -> list[mlflow.entities.Run]:
@@ -51,7 +58,7 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(data_dir: Path, tmp_path: Pat
 def test_an_injected_mlflow_run_id_is_respected(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
 ) -> None:
-    experiment_id = ensure_experiment(mlflow_store)
+    experiment_id = MlflowTracking().experiment_id()
     injected = mlflow.MlflowClient().create_run(experiment_id, run_name="platform").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", injected)
     materialize_asset(
@@ -69,9 +76,29 @@ def test_an_injected_mlflow_run_id_is_respected(
 
 
 def test_backstop_closes_runs_left_running(mlflow_store: str) -> None:
-    experiment_id = ensure_experiment(mlflow_store, EXPERIMENT_NAME)
+    tracking = MlflowTracking()
     client = mlflow.MlflowClient()
-    orphan = client.create_run(experiment_id, tags={"dagster_run_id": "crashed"}).info.run_id
-    assert close_open_runs("crashed", "KILLED") == [orphan]
+    orphan = client.create_run(
+        tracking.experiment_id(), tags={"dagster_run_id": "crashed"}
+    ).info.run_id
+    assert tracking.close_open_runs("crashed", "KILLED") == [orphan]
     assert client.get_run(orphan).info.status == "KILLED"
-    assert close_open_runs("crashed") == []  # safe to repeat
+    assert tracking.close_open_runs("crashed") == []  # safe to repeat
+
+
+def test_end_pipeline_run_checks_the_status_and_finds_nothing_for_an_unknown_run(
+    mlflow_store: str,
+) -> None:
+    tracking = MlflowTracking()
+    with pytest.raises(ValueError, match="'SUCCEEDED'; expected one of FINISHED, FAILED, KILLED"):
+        tracking.end_pipeline_run("run-x", "SUCCEEDED")
+    assert tracking.end_pipeline_run("never-started", "FAILED") is None
+
+
+def test_an_existing_experiment_gets_the_experiment_kind_tag(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    old = client.create_experiment(EXPERIMENT_NAME, tags={"project": "stock-prediction"})
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
+    assert MlflowTracking(mlflow_tracking_uri=uri).experiment_id() == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND

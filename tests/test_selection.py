@@ -10,6 +10,7 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import compute_features
 from stock_assets.core.selection import (
     DEFAULT_CANDIDATES,
+    choose_candidate,
     compare_candidates,
     parse_candidate,
     parse_candidates,
@@ -24,7 +25,7 @@ def train_rows() -> pd.DataFrame:
     return train
 
 
-def test_seed_grid_parses_with_seed_defaults_filled_in() -> None:
+def test_reference_grid_parses_with_defaults_filled_in() -> None:
     parsed = parse_candidates(DEFAULT_CANDIDATES)
     assert [c.model_type for c in parsed] == ["random_forest"] * 3 + ["gradient_boosting"] * 2 + [
         "logistic"
@@ -70,14 +71,37 @@ def test_folds_move_forward_by_whole_dates(train_rows: pd.DataFrame) -> None:
 
 def test_ranking_is_by_the_metric_and_reproducible(train_rows: pd.DataFrame) -> None:
     candidates = parse_candidates(["logistic: C=0.1", "random_forest: n_estimators=20"])
-    table = compare_candidates(train_rows, candidates, cv_folds=3, selection_metric="f1")
+    comparison = compare_candidates(train_rows, candidates, cv_folds=3, selection_metric="f1")
+    table = comparison.table
     assert list(table["rank"]) == [1, 2]
     assert table["f1_mean"].iloc[0] >= table["f1_mean"].iloc[1]
+    assert comparison.best.label == table["candidate"].iloc[0]
+    assert comparison.best in candidates
     again = compare_candidates(train_rows, candidates, cv_folds=3, selection_metric="f1", n_jobs=1)
-    pd.testing.assert_frame_equal(table, again)
+    pd.testing.assert_frame_equal(table, again.table)
     assert np.all((table["accuracy_mean"] >= 0) & (table["accuracy_mean"] <= 1))
+
+
+def test_choose_candidate_compares_only_for_auto(train_rows: pd.DataFrame) -> None:
+    chosen, comparison = choose_candidate(
+        train_rows, "gradient_boosting", DEFAULT_CANDIDATES, {"n_estimators": 7}
+    )
+    assert comparison is None
+    assert chosen.hyperparameters == {"n_estimators": 7, "max_depth": 5, "learning_rate": 0.1}
+    specs = ["logistic: C=0.1, max_iter=1000", "logistic: C=1.0, max_iter=1000"]
+    chosen, comparison = choose_candidate(train_rows, "auto", specs, cv_folds=2)
+    assert comparison is not None and chosen == comparison.best
+    assert chosen.label in specs
 
 
 def test_too_few_dates_for_the_folds(train_rows: pd.DataFrame) -> None:
     with pytest.raises(TrainingError, match="cv_folds=500"):
         compare_candidates(train_rows, parse_candidates(["logistic"]), cv_folds=500)
+
+
+def test_a_single_class_fold_is_named(train_rows: pd.DataFrame) -> None:
+    rows = train_rows.copy()
+    first_dates = rows["Date"] <= rows["Date"].sort_values().iloc[len(rows) // 3]
+    rows.loc[first_dates, "Target"] = 1  # the first fold's fit rows are all "up"
+    with pytest.raises(TrainingError, match="walk-forward fold has a single class"):
+        compare_candidates(rows, parse_candidates(["logistic"]), cv_folds=3)

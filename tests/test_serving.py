@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
+from benchmarks.processes import free_port, stop_group
+from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.training import labelled_rows_in
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.serving.server import (
     MODEL_URI,
@@ -29,9 +31,7 @@ from stock_assets.mlflow_ops.serving.server import (
 from tests.conftest import (
     PROJECT_ROOT,
     env_for_subprocess,
-    production_version,
 )
-from tests.processes import free_port, stop_group
 
 # No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -115,6 +115,7 @@ def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_without_a_store_it_exits_1_and_says_what_to_do(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = env_for_subprocess(MLFLOW_TRACKING_URI=uri, STOCK_ASSETS_DATA_DIR=str(tmp_path))
@@ -132,25 +133,18 @@ def test_an_unreachable_tracking_server_is_reported_at_once() -> None:
     assert dict(os.environ) == before  # the fail-fast HTTP settings were undone
 
 
-def test_without_the_alias_it_exits_1_and_says_what_to_do(mlflow_store: str) -> None:
-    """A registered version without the alias (on the module's store, restored afterwards)."""
-    client = mlflow.MlflowClient()
-    production = production_version()
-    if production is None:
-        if not client.search_registered_models("name = 'stock-prediction'"):
-            reason = missing_model_reason(mlflow_store)
-            assert reason == "no model named 'stock-prediction' is registered"
-            client.create_registered_model("stock-prediction")
-        client.create_model_version("stock-prediction", source="file:///nowhere/model")
-    else:
-        client.delete_registered_model_alias("stock-prediction", "production")
-    try:
-        run_serving_expecting_refusal(
-            env_for_subprocess(), mlflow_store, "none carries the alias 'production'"
-        )
-    finally:
-        if production is not None:
-            client.set_registered_model_alias("stock-prediction", "production", production)
+@pytest.mark.slow
+def test_without_the_alias_it_exits_1_and_says_what_to_do(tmp_path: Path) -> None:
+    """A store of its own: a registered version, none carrying the alias."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.search_experiments()  # creates the store
+    assert missing_model_reason(uri) == "no model named 'stock-prediction' is registered"
+    client.create_registered_model("stock-prediction")
+    client.create_model_version("stock-prediction", source="file:///nowhere/model")
+    run_serving_expecting_refusal(
+        env_for_subprocess(MLFLOW_TRACKING_URI=uri), uri, "none carries the alias 'production'"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -223,9 +217,10 @@ def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def rows_and_expected(deployed) -> tuple[pd.DataFrame, pd.DataFrame]:
     """10 labelled feature rows and the model asset's answers for them (direction, P(up))."""
     result, data = deployed
-    rows = labelled_rows(read_value(data / "assets" / "features.parquet")).tail(10)
+    model = result.output_for_node("model")
+    rows = labelled_rows_in(read_value(data / "assets" / "features"), model.test_window).tail(10)
     rows = rows[FEATURE_COLUMNS].reset_index(drop=True)
-    pipeline = result.output_for_node("model")["pipeline"]
+    pipeline = mlflow.sklearn.load_model(model.model_uri)
     expected = pd.DataFrame(
         {"direction": pipeline.predict(rows), "probability_up": pipeline.predict_proba(rows)[:, 1]}
     )
@@ -242,18 +237,20 @@ def assert_same_answers(answer: dict[str, Any], expected: pd.DataFrame) -> None:
     np.testing.assert_allclose(served["probability_up"], expected["probability_up"], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_server_found_the_store_through_the_project_default(server, mlflow_store: str) -> None:
     _, log = server
     assert f"serving {MODEL_URI} from {mlflow_store} on http://127.0.0.1:" in log.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["dataframe_records", "dataframe_split", "inputs_columns"])
 def test_served_predictions_equal_in_process_ones(server, rows_and_expected, form: str) -> None:
     url, _ = server
     rows, expected = rows_and_expected
     body = {
         "dataframe_records": {"dataframe_records": rows.to_dict(orient="records")},
-        # The seed's positional rows, with the column names said once.
+        # Positional rows, with the column names said once.
         "dataframe_split": {
             "dataframe_split": {"columns": FEATURE_COLUMNS, "data": rows.values.tolist()}
         },
@@ -264,6 +261,7 @@ def test_served_predictions_equal_in_process_ones(server, rows_and_expected, for
     assert_same_answers(answer, expected)
 
 
+@pytest.mark.slow
 def test_records_with_keys_in_another_order_are_matched_by_name(server, rows_and_expected) -> None:
     url, _ = server
     rows, expected = rows_and_expected
@@ -273,8 +271,9 @@ def test_records_with_keys_in_another_order_are_matched_by_name(server, rows_and
     assert_same_answers(answer, expected)
 
 
-def test_seed_positional_inputs_are_read_in_feature_order(server, rows_and_expected) -> None:
-    """The seed's curl form: ``{"inputs": [[22 numbers], ...]}``, values in feature order."""
+@pytest.mark.slow
+def test_positional_inputs_are_read_in_feature_order(server, rows_and_expected) -> None:
+    """The reference pipeline's curl form: ``{"inputs": [[22 numbers], ...]}``, in feature order."""
     url, _ = server
     rows, expected = rows_and_expected
     status, answer = post(f"{url}/invocations", {"inputs": rows.values.tolist()})
@@ -284,6 +283,7 @@ def test_seed_positional_inputs_are_read_in_feature_order(server, rows_and_expec
     assert status >= 400 and "expected 22" in answer["message"]
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_a_400_and_the_server_keeps_serving(
     server, rows_and_expected
 ) -> None:

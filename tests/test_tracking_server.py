@@ -20,7 +20,9 @@ import pytest
 from dagster import ExecuteInProcessResult
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
-from stock_assets.core.features import FEATURE_COLUMNS, labelled_rows
+from benchmarks.processes import free_port, stop_group
+from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.training import labelled_rows_in
 from stock_assets.defs.resources import EXPERIMENT_NAME, KFP_RUN_TAG
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, production_version
@@ -32,7 +34,8 @@ from stock_assets.mlflow_ops.tracking_server import (
 )
 from tests.conftest import PROJECT_ROOT, failure_text, run_graph
 from tests.kfp_helpers import export, run_yaml
-from tests.processes import free_port, stop_group
+
+pytestmark = pytest.mark.slow
 
 APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
 STARTUP_TIMEOUT = 90.0
@@ -194,17 +197,17 @@ def test_graph_run_is_recorded_on_the_server(
 def test_logged_and_production_models_load_from_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult
 ) -> None:
-    rows = labelled_rows(read_value(client_data / "assets" / "features.parquet")).tail(20)
-    features = rows[FEATURE_COLUMNS]
     model = deployed.output_for_node("model")
-    expected = model["pipeline"].predict(features)
+    table = read_value(client_data / "assets" / "features")
+    features = labelled_rows_in(table, model.test_window).tail(20)[FEATURE_COLUMNS]
+    logged = mlflow.pyfunc.load_model(model.model_uri)
+    expected = mlflow.sklearn.load_model(model.model_uri).predict(features)
 
-    logged = mlflow.pyfunc.load_model(model["model_uri"])
     np.testing.assert_array_equal(np.asarray(logged.predict(features)), expected)
 
     version = production_version(server.client())
     assert version is not None
-    assert deployed.output_for_node("deployed_model")["version"] == version
+    assert deployed.output_for_node("deployed_model").version == version
     served = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}@production")
     np.testing.assert_array_equal(served.predict(features)["direction"], expected)
 
@@ -212,7 +215,7 @@ def test_logged_and_production_models_load_from_the_server(
 def test_registry_command_goes_through_the_server(
     server: Server, deployed: ExecuteInProcessResult
 ) -> None:
-    version = deployed.output_for_node("deployed_model")["version"]
+    version = deployed.output_for_node("deployed_model").version
     done = subprocess.run(
         [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "list"],
         cwd=PROJECT_ROOT,

@@ -16,6 +16,7 @@ from stock_assets.core.training import (
     build_pipeline,
     check_both_classes,
     evaluate,
+    labelled_rows_in,
     resolve_hyperparameters,
     time_split,
     train_and_evaluate,
@@ -84,15 +85,25 @@ def test_time_split_is_chronological_and_labelled_only(features: pd.DataFrame) -
 
 
 @pytest.mark.parametrize("test_size", [0.2, 0.25, 0.3, 0.5])
-def test_time_split_matches_seed_split_idx_for_one_ticker(test_size: float) -> None:
+def test_time_split_matches_reference_split_idx_for_one_ticker(test_size: float) -> None:
     frame = make_features(tickers=("AAA",), n_dates=47)
     labelled = frame[frame["Target"].notna()].reset_index(drop=True)
-    split_idx = int(len(labelled) * (1 - test_size))  # the seed's rule
+    split_idx = int(len(labelled) * (1 - test_size))  # the reference pipeline's rule
     train, test = time_split(frame, test_size=test_size)
     pd.testing.assert_frame_equal(train.reset_index(drop=True), labelled.iloc[:split_idx])
     pd.testing.assert_frame_equal(
         test.reset_index(drop=True), labelled.iloc[split_idx:].reset_index(drop=True)
     )
+
+
+def test_windows_select_the_split_rows_again(features: pd.DataFrame) -> None:
+    split = time_split(features, 0.25)
+    assert split.train_window.last < split.test_window.first
+    test_rows = labelled_rows_in(features, split.test_window)
+    pd.testing.assert_frame_equal(
+        test_rows.sort_values(["Date", "Ticker"]), split.test, check_like=True
+    )
+    assert len(labelled_rows_in(features, split.train_window)) == len(split.train)
 
 
 def test_time_split_ignores_input_row_order(features: pd.DataFrame) -> None:
@@ -120,7 +131,7 @@ def test_unknown_model_type_lists_allowed(features: pd.DataFrame) -> None:
     calls = [
         lambda: resolve_hyperparameters("xgboost", {}),
         lambda: build_pipeline("xgboost", {}),
-        lambda: train_and_evaluate(features, "xgboost", feature_columns=FEATURES),
+        lambda: train_and_evaluate(time_split(features), "xgboost", feature_columns=FEATURES),
     ]
     for call in calls:
         with pytest.raises(TrainingError) as info:
@@ -150,22 +161,19 @@ def test_resolve_merges_defaults_and_skips_none() -> None:
     assert resolve_hyperparameters("logistic", None) == {"C": 1.0, "max_iter": 1000}
 
 
-def test_seed_defaults() -> None:
-    assert DEFAULT_HYPERPARAMETERS == {
-        "random_forest": {"n_estimators": 100, "max_depth": 10},
-        "gradient_boosting": {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1},
-        "logistic": {"C": 1.0, "max_iter": 1000},
-    }
+def test_pipeline_is_scaler_then_classifier_with_the_random_state() -> None:
     pipeline = build_pipeline("random_forest")
     assert [name for name, _ in pipeline.steps] == ["scaler", "classifier"]
-    assert pipeline.named_steps["classifier"].get_params()["random_state"] == 42
+    params = pipeline.named_steps["classifier"].get_params()
+    assert params["random_state"] == 42
+    assert params["n_estimators"] == DEFAULT_HYPERPARAMETERS["random_forest"]["n_estimators"]
 
 
 def test_single_class_training_target(features: pd.DataFrame) -> None:
     frame = features.copy()
     frame.loc[frame["Target"].notna(), "Target"] = 1
     with pytest.raises(TrainingError) as info:
-        train_and_evaluate(frame, "logistic", feature_columns=FEATURES)
+        train_and_evaluate(time_split(frame), "logistic", feature_columns=FEATURES)
     message = str(info.value)
     train, _ = time_split(frame, 0.2)
     assert "single class" in message and "1 = up" in message
@@ -179,12 +187,12 @@ def test_single_class_training_target(features: pd.DataFrame) -> None:
 
 def test_missing_and_non_finite_features_raise(features: pd.DataFrame) -> None:
     with pytest.raises(TrainingError, match="missing column"):
-        train_and_evaluate(features.drop(columns=["RSI"]), feature_columns=FEATURES)
+        train_and_evaluate(time_split(features.drop(columns=["RSI"])), feature_columns=FEATURES)
     frame = features.copy()
     frame.loc[0, "SMA_50"] = np.nan
     frame.loc[1, "Volume_Ratio"] = np.inf
     with pytest.raises(TrainingError, match=r"SMA_50 \(1\), Volume_Ratio \(1\)"):
-        train_and_evaluate(frame, feature_columns=FEATURES)
+        train_and_evaluate(time_split(frame), feature_columns=FEATURES)
 
 
 # --- training and evaluation ----------------------------------------------------------------
@@ -193,7 +201,7 @@ def test_missing_and_non_finite_features_raise(features: pd.DataFrame) -> None:
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_each_model_type_trains(features: pd.DataFrame, model_type: str) -> None:
     result = train_and_evaluate(
-        features, model_type, FAST[model_type], test_size=0.2, feature_columns=FEATURES
+        time_split(features, 0.2), model_type, FAST[model_type], feature_columns=FEATURES
     )
     expected_keys = {"accuracy", "precision", "recall", "f1", "baseline_accuracy", "roc_auc"}
     assert set(result.metrics) == expected_keys
@@ -210,10 +218,10 @@ def test_each_model_type_trains(features: pd.DataFrame, model_type: str) -> None
     assert result.metrics["baseline_accuracy"] == pytest.approx((y_test == majority).mean())
 
     assert result.n_train == len(y_train) and result.n_test == len(y_test)
-    assert result.train_dates == (dates[0], dates[cut - 1])
-    assert result.test_dates == (dates[cut], dates[-1])
+    assert str(result.train_window) == f"{dates[0]:%Y-%m-%d}..{dates[cut - 1]:%Y-%m-%d}"
+    assert str(result.test_window) == f"{dates[cut]:%Y-%m-%d}..{dates[-1]:%Y-%m-%d}"
     assert np.array_equal(result.y_test, y_test.to_numpy())
-    assert len(result.y_pred) == len(result.y_score) == result.n_test
+    assert len(result.y_score) == result.n_test
     assert ((result.y_score >= 0) & (result.y_score <= 1)).all()
     cm = np.array(result.confusion_matrix)
     assert cm.shape == (2, 2) and cm.sum() == result.n_test
@@ -222,10 +230,11 @@ def test_each_model_type_trains(features: pd.DataFrame, model_type: str) -> None
 
 def test_deterministic(features: pd.DataFrame) -> None:
     for model_type in ("random_forest", "gradient_boosting"):
-        a = train_and_evaluate(features, model_type, FAST[model_type], feature_columns=FEATURES)
-        b = train_and_evaluate(features, model_type, FAST[model_type], feature_columns=FEATURES)
+        split = time_split(features)
+        a = train_and_evaluate(split, model_type, FAST[model_type], feature_columns=FEATURES)
+        b = train_and_evaluate(split, model_type, FAST[model_type], feature_columns=FEATURES)
         assert a.metrics == b.metrics
-        assert np.array_equal(a.y_pred, b.y_pred)
+        assert a.confusion_matrix == b.confusion_matrix
         assert np.array_equal(a.y_score, b.y_score)
         pd.testing.assert_series_equal(a.feature_importances, b.feature_importances)
 
@@ -233,10 +242,10 @@ def test_deterministic(features: pd.DataFrame) -> None:
 def test_shuffled_input_gives_same_model(features: pd.DataFrame) -> None:
     shuffled = features.sample(frac=1.0, random_state=3)
     a = train_and_evaluate(
-        features, "random_forest", FAST["random_forest"], feature_columns=FEATURES
+        time_split(features), "random_forest", FAST["random_forest"], feature_columns=FEATURES
     )
     b = train_and_evaluate(
-        shuffled, "random_forest", FAST["random_forest"], feature_columns=FEATURES
+        time_split(shuffled), "random_forest", FAST["random_forest"], feature_columns=FEATURES
     )
     assert a.metrics == b.metrics
     assert np.array_equal(a.y_score, b.y_score)
@@ -254,7 +263,7 @@ def test_overrides_reach_estimator(
     features: pd.DataFrame, model_type: str, overrides: dict[str, float]
 ) -> None:
     result = train_and_evaluate(
-        features, model_type, overrides, random_state=7, feature_columns=FEATURES
+        time_split(features), model_type, overrides, random_state=7, feature_columns=FEATURES
     )
     params = result.pipeline.named_steps["classifier"].get_params()
     expected = {**DEFAULT_HYPERPARAMETERS[model_type], **overrides}
@@ -264,18 +273,12 @@ def test_overrides_reach_estimator(
     assert params["random_state"] == 7
 
 
-@pytest.mark.parametrize(
-    ("model_type", "kind"),
-    [
-        ("random_forest", "impurity"),
-        ("gradient_boosting", "impurity"),
-        ("logistic", "abs_coefficient"),
-    ],
-)
-def test_feature_importances(features: pd.DataFrame, model_type: str, kind: str) -> None:
-    result = train_and_evaluate(features, model_type, FAST[model_type], feature_columns=FEATURES)
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_feature_importances(features: pd.DataFrame, model_type: str) -> None:
+    split = time_split(features)
+    result = train_and_evaluate(split, model_type, FAST[model_type], feature_columns=FEATURES)
     importances = result.feature_importances
-    assert importances is not None and result.importance_kind == kind
+    assert importances is not None
     assert sorted(importances.index) == sorted(FEATURES) and len(importances) == len(FEATURES)
     assert importances.is_monotonic_decreasing
     assert (importances >= 0).all()
@@ -295,13 +298,11 @@ def test_evaluate_edge_cases() -> None:
     assert evaluate([0, 1], [0, 1], y_score=[0.1, 0.9])["roc_auc"] == 1.0
 
 
-def test_defaults_come_from_features_module(features: pd.DataFrame) -> None:
-    from stock_assets.core.features import TARGET_COLUMN
-    from tests.seed_reference import SEED_FEATURE_COLUMNS
+def test_default_feature_columns_are_the_reference_pipelines(features: pd.DataFrame) -> None:
+    from benchmarks.reference import REFERENCE_FEATURE_COLUMNS
 
-    assert list(FEATURE_COLUMNS) == SEED_FEATURE_COLUMNS and TARGET_COLUMN == "Target"
-    result = train_and_evaluate(features, "logistic")
-    assert result.feature_columns == FEATURES
+    result = train_and_evaluate(time_split(features), "logistic")
+    assert result.feature_columns == REFERENCE_FEATURE_COLUMNS
 
 
 def test_trains_on_compute_features_output() -> None:
@@ -325,9 +326,9 @@ def test_trains_on_compute_features_output() -> None:
             )
         )
     table = compute_features(pd.concat(frames, ignore_index=True))
-    result = train_and_evaluate(table, "random_forest", FAST["random_forest"])
+    result = train_and_evaluate(time_split(table), "random_forest", FAST["random_forest"])
     assert result.n_train + result.n_test == int(table["Target"].notna().sum())
-    assert result.train_dates[1] < result.test_dates[0]
+    assert result.train_window.last < result.test_window.first
 
 
 # --- plots ----------------------------------------------------------------------------------
@@ -341,7 +342,7 @@ def assert_png(path, min_side: int = 200) -> None:
 
 
 def test_plots_write_png(tmp_path, features: pd.DataFrame) -> None:
-    result = train_and_evaluate(features, "logistic", feature_columns=FEATURES)
+    result = train_and_evaluate(time_split(features), "logistic", feature_columns=FEATURES)
     written = [
         plots.confusion_matrix_png(result.confusion_matrix, tmp_path / "cm.png"),
         plots.roc_curve_png(result.y_test, result.y_score, tmp_path / "roc.png"),
@@ -352,19 +353,8 @@ def test_plots_write_png(tmp_path, features: pd.DataFrame) -> None:
             tmp_path / "scores_series.png",
             baseline=0.51,
         ),
-        plots.scores_bar_png(
-            pd.DataFrame({"label": ["rf", "gb", "lr"], "f1": [0.4, 0.6, 0.5]}),
-            tmp_path / "scores_frame.png",
-            metric="f1",
-        ),
     ]
     for path in written:
         assert path.exists()
         assert_png(path)
     assert plt.get_fignums() == []  # every figure closed
-
-
-def test_scores_bar_missing_metric(tmp_path) -> None:
-    with pytest.raises(ValueError, match="roc_auc"):
-        plots.scores_bar_png(pd.DataFrame({"accuracy": [0.5]}), tmp_path / "x.png", "roc_auc")
-    assert plt.get_fignums() == []

@@ -147,13 +147,16 @@ def materialize_asset(
     resources["io_manager"] = ArtifactPathIOManager(paths, resources.get("io_manager"))
     run_config: dict[str, Any] = {"ops": {op_name: {"config": config}}} if config else {}
     if kfp_run_id:
-        for key in tracking_resource_keys(defs):
-            resource = resources[key]
+        for resource_key in tracking_resource_keys(defs):
+            resource = resources[resource_key]
             if isinstance(resource, ConfigurableResource):
+                # Run config would reset fields set in the constructor: build a copy instead.
                 values = {name: getattr(resource, name) for name in type(resource).model_fields}
-                resources[key] = type(resource)(**{**values, KFP_RUN_CONFIG_FIELD: kfp_run_id})
+                resources[resource_key] = type(resource)(
+                    **{**values, KFP_RUN_CONFIG_FIELD: kfp_run_id}
+                )
             else:
-                run_config.setdefault("resources", {})[key] = {
+                run_config.setdefault("resources", {})[resource_key] = {
                     "config": {KFP_RUN_CONFIG_FIELD: kfp_run_id}
                 }
 

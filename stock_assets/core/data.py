@@ -25,7 +25,7 @@ DEFAULT_TICKER = "SYNTH"
 # 50 rows of warm-up for the longest window (SMA_50) plus 10 rows to train and test on.
 MIN_ROWS_PER_TICKER = 60
 
-# The seed's geometric Brownian motion parameters (Composant 1: generate_data).
+# The reference pipeline's geometric Brownian motion parameters (Composant 1: generate_data).
 START_PRICE = 100.0
 DRIFT = 0.0001
 VOLATILITY = 0.02
@@ -54,7 +54,7 @@ def _ticker_random_state(seed: int, ticker: str) -> np.random.RandomState:
     """The RNG of one ticker: depends only on (seed, ticker), never on the other tickers.
 
     ``DEFAULT_TICKER`` uses ``RandomState(seed)`` so that the default configuration draws
-    exactly what the seed's ``np.random.seed(seed)`` drew.
+    exactly what the reference pipeline's ``np.random.seed(seed)`` drew.
     """
     if ticker == DEFAULT_TICKER:
         return np.random.RandomState(seed)
@@ -121,8 +121,8 @@ def check_end_date(end_date: str | None, field: str = "end_date") -> pd.Timestam
 def _business_days(days: int, end: pd.Timestamp | None) -> np.ndarray:
     """``days`` Mon-Fri dates from START_DATE, or ending on or before ``end``.
 
-    Same dates as ``pd.bdate_range(start=START_DATE, periods=days)`` (and as the seed's
-    loop) or ``pd.bdate_range(end=end, periods=days)``, ~500x faster (numpy's C busday).
+    Same dates as ``pd.bdate_range(start=START_DATE, periods=days)`` (and as the reference
+    pipeline's loop) or ``pd.bdate_range(end=end, periods=days)``, ~500x faster (numpy's C busday).
     """
     if end is None:
         first = np.busday_offset(np.datetime64(START_DATE, "D"), 0, roll="forward")
@@ -139,11 +139,11 @@ def generate_gbm(
     tickers: Sequence[str] = (DEFAULT_TICKER,),
     end_date: str | None = None,
 ) -> pd.DataFrame:
-    """Synthetic daily bars: the seed's geometric Brownian motion, one series per ticker.
+    """Synthetic daily bars: the reference pipeline's geometric Brownian motion, per ticker.
 
     Dates are ``days`` business days (Mon-Fri, no holidays) from 2023-01-01, or, with
     ``end_date``, the ``days`` business days ending on or before ``end_date``. With the
-    defaults the frame equals the seed's ``generate_data`` value for value.
+    defaults the frame equals the reference pipeline's ``generate_data`` value for value.
     """
     days, seed = check_days(days), check_seed(seed)
     names = check_tickers(tickers)
@@ -153,7 +153,7 @@ def generate_gbm(
 
     # Each ticker has its own RNG, so generating in sorted order changes no value.
     names = sorted(names)
-    # Draw in the seed's order, per ticker: returns, high noise, low noise, volume.
+    # Draw in the reference pipeline's order, per ticker: returns, high noise, low noise, volume.
     n = len(names)
     returns = np.empty((n, days))
     high_noise = np.empty((n, days))
@@ -166,8 +166,8 @@ def generate_gbm(
         low_noise[i] = rng.normal(0.5, 0.2, days)
         uniform[i] = rng.uniform(0.5, 1.5, days)
 
-    # The seed's arithmetic, vectorised over tickers (row i = ticker i), in place where
-    # possible (the same IEEE operations, so the same values). The prices are computed
+    # The reference pipeline's arithmetic, vectorised over tickers (row i = ticker i), in
+    # place where possible (the same IEEE operations, so the same values). The prices are computed
     # straight into the block that becomes the frame's storage.
     prices = np.empty((len(PRICE_COLUMNS), n, days))
     open_, high, low, close = prices

@@ -1,7 +1,7 @@
 """Technical features and the next-day target, per ticker, vectorised across tickers.
 
-The formulas are the seed's ``feature_engineering`` (Composant 2), with the same pandas
-semantics (``rolling(n).mean/std`` with ddof=1, ``ewm(span=...)``/``ewm(com=13)`` with
+The formulas are the reference pipeline's ``feature_engineering`` (Composant 2), with the
+same pandas semantics (``rolling(n).mean/std`` with ddof=1, ``ewm(span=...)``/``ewm(com=13)`` with
 adjust=True, ``pct_change``), computed for every ticker at once without any value
 crossing from one ticker to the next:
 
@@ -13,7 +13,7 @@ crossing from one ticker to the next:
   decays to exactly 0 at each ticker's first row, which is the state a fresh ``ewm``
   starts from. Within a ticker the decay per row is ``factor ** 1.0 == factor``.
 
-Both give the same floats as running the seed's code on each ticker separately.
+Both give the same floats as running the reference pipeline's code on each ticker separately.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _features(cols: dict[str, np.ndarray], groups: _Groups) -> Iterator[tuple[st
     # Exponential means
     for span in (5, 10, 20):
         yield f"EMA_{span}", groups.ewm_mean(close, span=span)
-    # RSI: a ticker's first delta is NaN and counts as 0 gain and 0 loss, as in the seed.
+    # RSI: a ticker's first delta is NaN and counts as 0 gain and 0 loss, as in the reference.
     delta = close - prev_close
     del prev_close, return_1d
     gains = np.where(delta > 0, delta, 0.0)
@@ -232,12 +232,12 @@ def _features(cols: dict[str, np.ndarray], groups: _Groups) -> Iterator[tuple[st
 
 
 def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
-    """The seed's 22 technical features and next-day ``Target``, per ticker.
+    """The reference pipeline's 22 technical features and next-day ``Target``, per ticker.
 
     Returns Date, Ticker, Open, High, Low, Close, Volume, ``FEATURE_COLUMNS`` (float64)
     and ``Target`` (nullable Int8: 1 if the ticker's next close is higher, else 0, <NA>
     on each ticker's last row, whose tomorrow is unknown), sorted by (Ticker, Date), index
-    reset. Rows where a feature is NaN (each ticker's warm-up) are dropped, as in the seed.
+    reset. Rows where a feature is NaN (each ticker's warm-up) are dropped, as in the reference.
     The input must hold finite OHLCV values (see ``validate_ohlcv``); it is not modified.
     """
     _check_input(stock_data)
@@ -262,7 +262,7 @@ def compute_features(stock_data: pd.DataFrame) -> pd.DataFrame:
         raise RuntimeError(f"features not computed: {set(FEATURE_COLUMNS) - written}")
 
     # Drop the remaining rows where a feature is NaN (e.g. 0/0 on flat prices), as the
-    # seed's dropna() (its other columns are never NaN: OHLCV is finite, Target an int).
+    # reference's dropna() (its other columns are never NaN: OHLCV is finite, Target an int).
     rows = np.flatnonzero(keep)
     nan = np.zeros(len(rows), dtype=bool)
     for values in block[len(PRICE_COLUMNS) :]:

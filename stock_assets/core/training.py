@@ -42,7 +42,7 @@ __all__ = [
 
 MODEL_TYPES: tuple[str, ...] = ("random_forest", "gradient_boosting", "logistic")
 
-#: The seed's hyperparameters; the keys of each entry are the only ones accepted as overrides.
+#: The reference pipeline's hyperparameters; each entry's keys are the only accepted overrides.
 DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "random_forest": {"n_estimators": 100, "max_depth": 10},
     "gradient_boosting": {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1},

@@ -211,9 +211,9 @@ class MlflowTracking(ConfigurableResource):
             if self.kfp_run_id:
                 key, value, name = KFP_RUN_TAG, self.kfp_run_id, f"kfp-{self.kfp_run_id}"
             else:
-                job = context.dagster_run.job_name if context.dagster_run else ""
-                prefix = job if job and not job.startswith("__") else "dagster"
-                key, value, name = DAGSTER_RUN_TAG, context.run_id, f"{prefix}-{context.run_id[:8]}"
+                job, run_id = context.run.job_name, context.run.run_id
+                prefix = job if not job.startswith("__") else "dagster"
+                key, value, name = DAGSTER_RUN_TAG, run_id, f"{prefix}-{run_id[:8]}"
             run_id, created = self._tagged_run(experiment_id, key, value, name, tags)
         if not created:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
@@ -259,7 +259,7 @@ class MlflowTracking(ConfigurableResource):
         failed = bool(
             context.instance
             and context.instance.get_records_for_run(
-                context.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+                context.run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
             ).records
         )
         if failed or self.client.get_run(self.run_id).info.status == "FAILED":

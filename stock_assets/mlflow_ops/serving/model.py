@@ -1,11 +1,12 @@
 """The model the registry holds and ``make serve`` serves: the fitted pipeline behind a thin
 pyfunc that accepts both request forms and answers direction and probability.
 
-MLflow's schema enforcement cannot accept the seed's positional ``{"inputs": [[22 numbers]]}``
-and named ``dataframe_records`` with one signature: a named signature rejects positional rows,
-an unnamed one forgets the names. So the served model has no input signature; this wrapper does
-the check itself, by name when the columns are named (any order) and by position otherwise. The
-sklearn-flavour model with the named signature is still logged to every run.
+MLflow's schema enforcement cannot accept the reference pipeline's positional
+``{"inputs": [[22 numbers]]}`` and named ``dataframe_records`` with one signature: a named
+signature rejects positional rows, an unnamed one forgets the names. So the served model has no
+input signature; this wrapper does the check itself, by name when the columns are named (any
+order) and by position otherwise. The sklearn-flavour model with the named signature is still
+logged to every run.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The seed chapter's own formulas (Composant 1 and 2), rewritten as the reference.
+"""The reference pipeline's own formulas (the chapter's Composant 1 and 2), as plain pandas.
 
-Shared by the tests that prove the project reproduces the seed and by the benchmark that times
-the seed's per-ticker pandas code. Plain pandas, one ticker at a time, as the chapter wrote it.
+Shared by the tests that prove the project reproduces the reference pipeline and by the
+benchmark that times its per-ticker pandas code. One ticker at a time, as the chapter wrote it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-#: ``feature_cols`` of the seed's train_model, in its order.
-SEED_FEATURE_COLUMNS = [
+#: ``feature_cols`` of the reference pipeline's train_model, in its order.
+REFERENCE_FEATURE_COLUMNS = [
     "SMA_5", "SMA_10", "SMA_20", "SMA_50",
     "EMA_5", "EMA_10", "EMA_20",
     "RSI", "MACD", "MACD_Signal", "MACD_Hist",
@@ -23,8 +23,8 @@ SEED_FEATURE_COLUMNS = [
 ]  # fmt: skip
 
 
-def seed_dates(days: int) -> list[datetime]:
-    """The seed's business days from 2023-01-01."""
+def reference_dates(days: int) -> list[datetime]:
+    """The reference pipeline's business days from 2023-01-01."""
     dates = []
     current_date = datetime(2023, 1, 1)
     while len(dates) < days:
@@ -34,10 +34,10 @@ def seed_dates(days: int) -> list[datetime]:
     return dates
 
 
-def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
-    """The seed's generate_data; ``ticker`` only labels the rows."""
+def reference_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -> pd.DataFrame:
+    """The reference pipeline's generate_data; ``ticker`` only labels the rows."""
     np.random.seed(seed)
-    dates = seed_dates(days)
+    dates = reference_dates(days)
 
     start_price = 100.0
     volatility = 0.02
@@ -70,8 +70,8 @@ def seed_generate_data(days: int = 500, seed: int = 42, ticker: str = "SYNTH") -
     )
 
 
-def seed_feature_engineering(df: pd.DataFrame) -> pd.DataFrame:
-    """The seed's feature_engineering on one ticker's bars."""
+def reference_feature_engineering(df: pd.DataFrame) -> pd.DataFrame:
+    """The reference pipeline's feature_engineering on one ticker's bars."""
     df = df.copy()
     for window in [5, 10, 20, 50]:
         df[f"SMA_{window}"] = df["Close"].rolling(window).mean()

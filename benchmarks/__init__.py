@@ -1,0 +1,1 @@
+"""Timing scripts, and the reference code the tests share with them."""

@@ -1,0 +1,90 @@
+"""The deploy rule, decide(), as a plain function: threshold first, then champion/challenger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from stock_assets.core.decision import decide
+from stock_assets.core.values import Champion, DateWindow, TrainedModel
+
+WINDOW = DateWindow(dt.date(2024, 1, 1), dt.date(2024, 3, 29))
+
+
+def trained(accuracy: float) -> TrainedModel:
+    return TrainedModel(
+        model_type="logistic",
+        hyperparameters={"C": 1.0, "max_iter": 1000},
+        feature_columns=("SMA_5",),
+        metrics={"accuracy": accuracy, "baseline_accuracy": 0.51},
+        train_window=WINDOW,
+        test_window=WINDOW,
+        model_uri="models:/m-1",
+        serving_model_uri="models:/m-2",
+        registered_version="7",
+        mlflow_run_id="run",
+    )
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "threshold", "deploy", "fragment"),
+    [
+        (0.60, 0.55, True, "test accuracy 0.6000 meets the threshold 0.5500"),
+        (0.55, 0.55, True, "test accuracy 0.5500 meets"),  # the threshold itself passes
+        (0.54, 0.55, False, "test accuracy 0.5400 is below the threshold 0.5500"),
+    ],
+)
+def test_threshold_alone_decides_without_a_production_model(
+    accuracy: float, threshold: float, deploy: bool, fragment: str
+) -> None:
+    first = Champion(note="no production model yet: nothing to beat")
+    decision = decide(trained(accuracy), threshold, first)
+    assert decision.deploy is deploy and decision.passes_threshold is deploy
+    assert decision.reason.startswith(fragment)
+    assert decision.reason.endswith("; no production model yet: nothing to beat")
+    assert decision.champion_accuracy is None and decision.champion_version is None
+
+
+@pytest.mark.parametrize(
+    ("champion_accuracy", "deploy", "words"),
+    [(0.58, True, "beats"), (0.60, False, "does not beat"), (0.70, False, "does not beat")],
+)
+def test_challenger_must_strictly_beat_production(
+    champion_accuracy: float, deploy: bool, words: str
+) -> None:
+    decision = decide(trained(0.60), 0.5, Champion("3", champion_accuracy))
+    assert decision.deploy is deploy
+    assert decision.passes_threshold is True  # still staged: it passed the threshold
+    assert decision.reason.endswith(
+        f"; {words} production version 3 ({champion_accuracy:.4f}) on the same test window"
+    )
+    assert (decision.champion_version, decision.champion_accuracy) == ("3", champion_accuracy)
+
+
+def test_challenge_off_ignores_a_better_production_model() -> None:
+    decision = decide(trained(0.60), 0.5, Champion("3", 0.9), challenge_production=False)
+    assert decision.deploy is True
+    assert decision.reason.endswith("; champion/challenger is off")
+    assert decision.champion_accuracy == 0.9  # still recorded
+
+
+def test_an_unscored_production_model_leaves_the_threshold_to_decide() -> None:
+    note = "production version 3 could not be scored (no such file)"
+    decision = decide(trained(0.40), 0.5, Champion("3", note=note))
+    assert decision.deploy is False
+    assert decision.reason == f"test accuracy 0.4000 is below the threshold 0.5000; {note}"
+
+
+def test_the_decision_carries_what_promotion_needs() -> None:
+    decision = decide(trained(0.6), 0.5, Champion())
+    assert (decision.registered_version, decision.model_uri, decision.model_type) == (
+        "7",
+        "models:/m-1",
+        "logistic",
+    )
+    assert (decision.accuracy, decision.baseline_accuracy, decision.accuracy_threshold) == (
+        0.6,
+        0.51,
+        0.5,
+    )

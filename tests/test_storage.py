@@ -1,0 +1,92 @@
+"""Asset values on disk: typed JSON read back only into known classes, Parquet, no pickle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from stock_assets.core.data import generate_gbm
+from stock_assets.core.values import DateWindow, Decision, Promotion, TrainedModel
+from stock_assets.defs.io_manager import AssetFileIOManager
+from stock_assets.defs.storage import StorageError, read_value, write_value
+
+MODEL = TrainedModel(
+    model_type="random_forest",
+    hyperparameters={"n_estimators": 50, "max_depth": 5},
+    feature_columns=("SMA_5", "RSI"),
+    metrics={"accuracy": 0.52, "baseline_accuracy": 0.5},
+    train_window=DateWindow(dt.date(2023, 3, 10), dt.date(2024, 7, 25)),
+    test_window=DateWindow(dt.date(2024, 7, 26), dt.date(2024, 11, 28)),
+    model_uri="models:/m-1",
+    serving_model_uri="models:/m-2",
+    registered_version="3",
+    mlflow_run_id="abc",
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        MODEL,
+        Decision(True, True, 0.6, 0.5, 0.55, None, None, "ok", "logistic", "models:/m", "1"),
+        Promotion("stock-prediction", "2", "production", "1", True, "models:/x@production"),
+        {"rows": 7, "total": -18.0},
+    ],
+    ids=["TrainedModel", "Decision", "Promotion", "plain dict"],
+)
+def test_values_round_trip_with_their_types(tmp_path: Path, value: object) -> None:
+    path = write_value(tmp_path / "value", value)
+    assert path == tmp_path / "value"  # exactly the path asked for, no suffix added
+    again = read_value(path)
+    assert again == value and type(again) is type(value)
+
+
+def test_typed_json_is_readable_and_names_its_class(tmp_path: Path) -> None:
+    stored = json.loads(write_value(tmp_path / "model", MODEL).read_text())
+    assert stored["__type__"] == "TrainedModel"
+    assert stored["test_window"] == {"first": "2024-07-26", "last": "2024-11-28"}
+
+
+def test_frames_are_parquet(tmp_path: Path) -> None:
+    bars = generate_gbm(days=60)
+    path = write_value(tmp_path / "bars", bars)
+    assert path.read_bytes()[:4] == b"PAR1"
+    pd.testing.assert_frame_equal(read_value(path), bars)
+
+
+def test_an_unknown_type_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    @dataclass(frozen=True)
+    class Other:
+        x: int
+
+    for value in (Other(1), object()):
+        with pytest.raises(StorageError, match="cannot store a"):
+            write_value(tmp_path / "x", value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_accepts_only_the_known_classes(tmp_path: Path) -> None:
+    (tmp_path / "evil").write_text(json.dumps({"__type__": "os.system", "command": "true"}))
+    with pytest.raises(StorageError, match="unknown stored value type 'os.system'"):
+        read_value(tmp_path / "evil")
+    bad = json.loads(write_value(tmp_path / "m", MODEL).read_text())
+    bad["metrics"] = "not a dict"
+    (tmp_path / "m").write_text(json.dumps(bad))
+    with pytest.raises(ValidationError, match="metrics"):
+        read_value(tmp_path / "m")
+    (tmp_path / "pickled").write_bytes(pickle.dumps(MODEL))
+    with pytest.raises(UnicodeDecodeError):  # never unpickled
+        read_value(tmp_path / "pickled")
+
+
+def test_io_manager_path_protocol_is_the_upath_io_managers(tmp_path: Path) -> None:
+    manager = AssetFileIOManager(base_dir=str(tmp_path))
+    manager.dump_to_path(None, MODEL, tmp_path / "artifact")
+    assert manager.load_from_path(None, tmp_path / "artifact") == MODEL
