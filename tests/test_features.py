@@ -197,10 +197,33 @@ def test_bad_input_raises(reference_bars: pd.DataFrame, change, substrings: list
 
 
 def test_core_modules_import_neither_dagster_nor_kfp() -> None:
+    modules = ", ".join(
+        f"stock_assets.core.{m}"
+        for m in ("data", "features", "training", "selection", "decision", "values", "plots")
+    )
     code = (
-        "import sys, stock_assets.core.data, stock_assets.core.features; "
+        f"import sys, {modules}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'kfp', 'mlflow'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_exporter_and_the_project_import_nothing_of_each_other() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+
+    def imported(package: str) -> set[str]:
+        names = set()
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {f"{path.name}: {a.name}" for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names.add(f"{path.name}: {node.module}")
+        return names
+
+    assert not [n for n in imported("exporters") if ": stock_assets" in n]
+    assert not [n for n in imported("stock_assets") if ": exporters" in n]

@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.tracking._tracking_service import utils as tracking_utils
 from sklearn.linear_model import LogisticRegression
 
 from stock_assets.mlflow_ops.registry import promote, register_version
@@ -17,8 +18,18 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def versions(mlflow_store: str) -> list[str]:
+@pytest.fixture
+def store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store of this test's own, so no test depends on what another promoted."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@pytest.fixture
+def versions(store: str) -> list[str]:
     """Three registered versions of small real models, the first in production."""
     client = MlflowClient()
     experiment = mlflow.set_experiment("registry-cli-test")
@@ -49,44 +60,45 @@ def _aliases() -> dict[str, int]:
     return dict(MlflowClient().get_registered_model("stock-prediction").aliases)
 
 
-def test_promote_archives_the_old_version_and_is_safe_to_repeat(mlflow_store, versions) -> None:
+def test_promote_archives_the_old_version_and_is_safe_to_repeat(store, versions) -> None:
     first, second, _ = versions
-    done = cli(mlflow_store, "promote", second)
+    done = cli(store, "promote", second)
     assert done.returncode == 0, done.stderr
     assert f"production: version {second} (was {first})" in done.stdout
     assert _aliases()["production"] == int(second)
     client = MlflowClient()
     assert client.get_model_version("stock-prediction", first).tags["stage"] == "archived"
     assert client.get_model_version("stock-prediction", second).tags["stage"] == "production"
-    again = cli(mlflow_store, "promote", second)
+    again = cli(store, "promote", second)
     assert again.returncode == 0 and "nothing changed" in again.stdout
     assert _aliases()["production"] == int(second)
 
-    listing = cli(mlflow_store, "list")
+    listing = cli(store, "list")
     assert listing.returncode == 0, listing.stderr
     lines = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert "production" in lines[second] and "archived" in lines[first]
     assert lines[versions[2]].split()[1] == "none"
 
 
-def test_rollback_walks_back_then_says_there_is_nothing_left(mlflow_store, versions) -> None:
+def test_rollback_walks_back_then_says_there_is_nothing_left(store, versions) -> None:
     first, second, third = versions
-    assert cli(mlflow_store, "promote", third).returncode == 0
-    back = cli(mlflow_store, "rollback")
+    assert cli(store, "promote", second).returncode == 0
+    assert cli(store, "promote", third).returncode == 0
+    back = cli(store, "rollback")
     assert back.returncode == 0, back.stderr
     assert _aliases()["production"] == int(second)
     assert MlflowClient().get_model_version("stock-prediction", third).tags["stage"] == "archived"
-    assert cli(mlflow_store, "rollback").returncode == 0
+    assert cli(store, "rollback").returncode == 0
     assert _aliases()["production"] == int(first)
-    last = cli(mlflow_store, "rollback")
+    last = cli(store, "rollback")
     assert last.returncode == 2
     assert "no earlier one to roll back to" in last.stderr
     assert _aliases()["production"] == int(first)
 
 
-def test_bad_version_is_a_clear_error_and_changes_nothing(mlflow_store, versions) -> None:
+def test_bad_version_is_a_clear_error_and_changes_nothing(store, versions) -> None:
     before = _aliases()
-    done = cli(mlflow_store, "promote", "99")
+    done = cli(store, "promote", "99")
     assert done.returncode == 2
     assert "version '99' of stock-prediction does not exist" in done.stderr
     assert ", ".join(versions) in done.stderr

@@ -137,8 +137,9 @@ class MlflowTracking(ConfigurableResource):
     @property
     def client(self) -> MlflowClient:
         """The client of the tracking store (and of its model registry)."""
-        if self._client is None:
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        uri = self.tracking_uri  # MLFLOW_TRACKING_URI may change between runs of one process
+        if self._client is None or self._client.tracking_uri != uri:
+            self._client = MlflowClient(tracking_uri=uri)
         return self._client
 
     def experiment_id(self) -> str:
@@ -199,6 +200,7 @@ class MlflowTracking(ConfigurableResource):
                 yield self
             finally:
                 self._end_step(context)
+                self._run_id = None
 
     def _find_or_create_run(self, context: InitResourceContext) -> str:
         experiment_id = self.experiment_id()
