@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -18,10 +20,40 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A store with three registered versions of small real models, the first in production."""
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment(
+        "registry-cli-test", artifact_location=(folder / "artifacts").as_uri()
+    )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    made = []
+    try:
+        for c in (0.1, 1.0, 10.0):
+            with mlflow.start_run(experiment_id=experiment_id) as run:
+                model = LogisticRegression(C=c).fit(np.array([[0.0], [1.0]]), [0, 1])
+                info = mlflow.sklearn.log_model(
+                    model, name="model", serialization_format="cloudpickle"
+                )
+                made.append(
+                    register_version(client, info.model_uri, run.info.run_id, {"accuracy": c / 10})
+                )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    promote(client, made[0])
+    return folder / "mlflow.db", made
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A store of this test's own, so no test depends on what another promoted."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the template store for this test alone: no test sees another's promotions."""
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(template[0], database)
+    uri = f"sqlite:///{database}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -29,20 +61,9 @@ def store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def versions(store: str) -> list[str]:
-    """Three registered versions of small real models, the first in production."""
-    client = MlflowClient()
-    experiment = mlflow.set_experiment("registry-cli-test")
-    made = []
-    for c in (0.1, 1.0, 10.0):
-        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
-            model = LogisticRegression(C=c).fit(np.array([[0.0], [1.0]]), [0, 1])
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
-            made.append(
-                register_version(client, info.model_uri, run.info.run_id, {"accuracy": c / 10})
-            )
-    promote(client, made[0])
-    return made
+def versions(template, store: str) -> list[str]:
+    """The three versions, the first in production."""
+    return template[1]
 
 
 def cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
