@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, Failure, Output, asset
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
 from stock_assets.defs.config import StockDataConfig
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import table_lineage  # data lineage (issue 12)
 from stock_assets.defs.metadata import frame_metadata
 
 
@@ -40,4 +41,9 @@ def stock_data(context: AssetExecutionContext, config: StockDataConfig) -> Outpu
             "data_rows": len(bars),
         }
     )
-    return Output(bars, metadata={"source": source, **frame_metadata(bars)})
+    lineage = table_lineage(context, bars)  # data lineage (issue 12)
+    return Output(
+        bars,
+        metadata={"source": source, **frame_metadata(bars), **lineage.metadata},
+        data_version=lineage.data_version,
+    )

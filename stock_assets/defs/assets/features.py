@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, Output, asset
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import table_lineage  # data lineage (issue 12)
 from stock_assets.defs.metadata import frame_metadata
 
 
@@ -25,9 +26,12 @@ def features(context: AssetExecutionContext, stock_data: pd.DataFrame) -> Output
     context.resources.mlflow.log_params(
         {"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())}
     )
+    lineage = table_lineage(context, table)  # data lineage (issue 12)
     return Output(
         table,
+        data_version=lineage.data_version,
         metadata={
+            **lineage.metadata,
             **frame_metadata(
                 table, ["Date", "Ticker", "Close", *FEATURE_COLUMNS[:6], TARGET_COLUMN]
             ),

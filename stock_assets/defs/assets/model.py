@@ -11,7 +11,9 @@ from stock_assets.core.selection import Candidate, compare_candidates, parse_can
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import stored_input  # data lineage (issue 12)
 from stock_assets.defs.metadata import png_markdown, run_link
+from stock_assets.mlflow_ops.lineage import log_training_data  # data lineage (issue 12)
 from stock_assets.mlflow_ops.registry import register_version
 from stock_assets.mlflow_ops.run_logging import log_comparison, log_training
 
@@ -82,11 +84,13 @@ def model(
         )
     logged = log_training(result, train_rows[FEATURE_COLUMNS].head(5))
     metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
+    lineage = log_training_data(features, config.test_size, stored_input(context, "features"))
+    metadata.update(lineage)  # data lineage (issue 12): digests, rows and windows
     version = register_version(
         MlflowClient(),
         logged["serving_model_uri"],
         mlflow.run_id,
-        tags={"accuracy": metrics["accuracy"], "model_type": result.model_type},
+        tags={"accuracy": metrics["accuracy"], "model_type": result.model_type, **lineage},
     )
     mlflow.set_tag("registered_version", version)
     trained = {
