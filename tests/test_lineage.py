@@ -2,14 +2,18 @@
 
 Three runs over a CSV with one config: twice the same content, then one Volume changed in the
 training period. Read back: Dagster's data versions and stale status from the instance, the
-MLflow runs' dataset inputs and tags and the registered versions' tags.
+MLflow runs' dataset inputs and tags, the registered versions' tags, and ``stock-registry show``.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 from dagster._core.definitions.data_version import StaleStatus
@@ -21,8 +25,8 @@ from stock_assets.core.lineage import frame_digest
 from stock_assets.core.training import time_split
 from stock_assets.definitions import defs
 from stock_assets.defs.storage import read_value
-from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
-from tests.conftest import failure_text, mlflow_run_for
+from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, mark_staging, promote
+from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
 
 TEST_SIZE = 0.2
 CHANGED_ROW = 100  # in the training period; Volume enters only 20-day rolling features
@@ -180,3 +184,67 @@ def test_digests_are_of_the_stored_tables_and_datasets_say_where_they_live(runs)
     assert model.run_id == runs["changed"].run_id
     metadata = model.asset_materialization.metadata
     assert metadata["test_digest"].value == _digests(runs["changed"])["version:test_digest"]
+
+
+def _cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", *args],
+        cwd=PROJECT_ROOT,
+        env=env_for_subprocess(MLFLOW_TRACKING_URI=store),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_registry_show_names_the_data_metrics_and_stage_history(mlflow_store, runs) -> None:
+    client = MlflowClient()
+    first_run, changed_run = mlflow_run_for(runs["first"]), mlflow_run_for(runs["changed"])
+    first = first_run.data.tags["registered_version"]
+    changed = changed_run.data.tags["registered_version"]
+    mark_staging(client, first)
+    promote(client, first)
+    promote(client, changed)  # first is archived
+
+    done = _cli(mlflow_store, "show", first)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert first_run.info.run_id in out
+    version_tags = client.get_model_version(REGISTERED_MODEL_NAME, first).tags
+    for table in ("features", "train", "test"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(table + " "))
+        assert version_tags[f"{table}_digest"] in line
+        assert version_tags[f"{table}_window"] in line
+        assert f"{version_tags[f'{table}_rows']} rows" in line
+    assert first_run.data.tags["stock_data_digest"] in out
+    for dataset, _ in _inputs(runs["first"]).values():
+        assert dataset.name in out and dataset.digest in out
+    accuracy = first_run.data.metrics["accuracy"]
+    assert re.search(rf"^\s+accuracy\s+{accuracy:.4f}$", out, re.M)
+    assert re.search(r"^\s+stage\s+archived$", out, re.M)
+    history = out.split("stage history (UTC):\n")[1].split()
+    assert history[1::2] == ["none", "staging", "production", "archived"]
+    stamps = [pd.Timestamp(s) for s in history[0::2]]
+    assert stamps == sorted(stamps)
+    created = pd.Timestamp(
+        client.get_model_version(REGISTERED_MODEL_NAME, first).creation_timestamp, unit="ms"
+    )
+    assert abs(stamps[0].tz_localize(None) - created) < pd.Timedelta(seconds=5)
+
+    current = _cli(mlflow_store, "show", changed)
+    assert re.search(r"^\s+aliases\s+production$", current.stdout, re.M)
+    assert changed_run.data.tags["features_digest"] in current.stdout
+
+
+def test_registry_show_of_a_missing_version_is_one_line_and_exit_2(mlflow_store, runs) -> None:
+    done = _cli(mlflow_store, "show", "999")
+    assert done.returncode == 2
+    existing = sorted(
+        int(v.version)
+        for v in MlflowClient().search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+    )
+    assert done.stderr.strip().splitlines() == [
+        f"error: version '999' of {REGISTERED_MODEL_NAME} does not exist; existing versions: "
+        + ", ".join(map(str, existing))
+    ]
+    assert done.stdout == ""
