@@ -36,11 +36,12 @@ STORED_AT_TAG = "stored_at"
 
 
 class AssetRunSource(DatasetSource):
-    """A table known by its asset and the run that read it, when no location was reported."""
+    """A table known by its asset and the run that read it (and a URI MLflow cannot resolve)."""
 
-    def __init__(self, asset: str, run_ids: dict[str, str]) -> None:
+    def __init__(self, asset: str, run_ids: dict[str, str], uri: str = "") -> None:
         self.asset = asset
         self.run_ids = {key: value for key, value in run_ids.items() if value}
+        self.uri = uri
 
     @staticmethod
     def _get_source_type() -> str:
@@ -61,12 +62,12 @@ class AssetRunSource(DatasetSource):
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {"asset": self.asset, **self.run_ids}
+        return {"asset": self.asset, **self.run_ids, **({"uri": self.uri} if self.uri else {})}
 
     @classmethod
     def from_dict(cls, source_dict: dict[str, Any]) -> AssetRunSource:
-        rest = {k: str(v) for k, v in source_dict.items() if k != "asset"}
-        return cls(str(source_dict["asset"]), rest)
+        run_ids = {k: str(v) for k, v in source_dict.items() if k not in ("asset", "uri")}
+        return cls(str(source_dict["asset"]), run_ids, str(source_dict.get("uri", "")))
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class StoredTable:
                     return resolve_dataset_source(self.location)
             except MlflowException:  # a scheme MLflow has no source type for (e.g. minio://)
                 pass
-        return AssetRunSource(self.asset, dict(self.run_ids))
+        return AssetRunSource(self.asset, dict(self.run_ids), self.location or "")
 
 
 def tag_table_digest(asset: str, summary: TableSummary) -> None:
