@@ -124,3 +124,17 @@ def test_bad_version_is_a_clear_error_and_changes_nothing(store, versions) -> No
     assert "version '99' of stock-prediction does not exist" in done.stderr
     assert ", ".join(versions) in done.stderr
     assert _aliases() == before
+
+
+def test_show_a_version_without_data_lineage(store, versions) -> None:
+    done = cli(store, "show", versions[2])
+    assert done.returncode == 0, done.stderr
+    run_id = MlflowClient().get_model_version("stock-prediction", versions[2]).run_id
+    assert run_id in done.stdout
+    data = done.stdout.split("data (content digest, rows, dates):\n")[1].splitlines()[0]
+    assert data.strip() == "none recorded (registered before data lineage was recorded)"
+    assert done.stdout.rstrip().splitlines()[-1].split()[-1] == _stage(versions[2])
+
+
+def _stage(version: str) -> str:
+    return MlflowClient().get_model_version("stock-prediction", version).tags["stage"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,12 +304,14 @@ class MlflowTracking(ConfigurableResource):
         """A new version of the registered model, from this run (stage None)."""
         return registry.register_version(self.client, model_uri, self.run_id, tags)
 
-    def register_model(self, result: TrainingResult, logged: LoggedModel) -> TrainedModel:
-        """Register the logged model as a new version; the ``TrainedModel`` that records it."""
+    def register_model(
+        self, result: TrainingResult, logged: LoggedModel, lineage: Mapping[str, str]
+    ) -> TrainedModel:
+        """Register the logged model as a new version, tagged with its data ``lineage``."""
         metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
         version = self.register_version(
             logged.serving_model_uri,
-            {"accuracy": metrics["accuracy"], "model_type": result.model_type},
+            {"accuracy": metrics["accuracy"], "model_type": result.model_type, **lineage},
         )
         self.set_tag("registered_version", version)
         return TrainedModel(

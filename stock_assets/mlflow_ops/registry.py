@@ -12,12 +12,16 @@ Archived       tag ``stage=archived`` on the version that lost ``production``
 =============  =====================================================================
 
 The registered model's tag ``production_history`` lists the versions that held production, so
-``rollback`` knows where to go. Run ``stock-registry --help`` for the CLI.
+``rollback`` knows where to go. Each version's tag ``stage_history`` records when it entered
+each stage (``none@2025-01-31T18:00:00Z, staging@...``): the registry itself keeps no dates of
+alias moves. ``stock-registry show N`` prints a version's run, data, metrics and that history.
+Run ``stock-registry --help`` for the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +38,9 @@ PRODUCTION_ALIAS = "production"
 STAGING_ALIAS = "staging"
 STAGE_TAG = "stage"
 HISTORY_TAG = "production_history"
+STAGE_HISTORY_TAG = "stage_history"
+#: The tables whose lineage (digest, rows, dates) ``show`` prints, from version then run tags.
+LINEAGE_TABLES = ("stock_data", "features", "train", "test")
 
 
 class RegistryError(ValueError):
@@ -66,7 +73,11 @@ def register_version(
         model_uri,
         run_id=run_id,
         model_id=model_id,
-        tags={STAGE_TAG: "none", **{k: str(v) for k, v in tags.items()}},
+        tags={
+            STAGE_TAG: "none",
+            STAGE_HISTORY_TAG: _history_entry("none"),
+            **{k: str(v) for k, v in tags.items()},
+        },
     )
     return str(version.version)
 
@@ -76,7 +87,7 @@ def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODE
     _require_version(client, name, version)
     client.set_registered_model_alias(name, STAGING_ALIAS, version)
     if _stage(client, name, version) == "none":
-        client.set_model_version_tag(name, version, STAGE_TAG, "staging")
+        _set_stage(client, name, version, "staging")
 
 
 def promote(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> Promotion:
@@ -88,9 +99,9 @@ def promote(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAM
     previous = production_version(client, name)
     if previous != version:
         client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
-        client.set_model_version_tag(name, version, STAGE_TAG, "production")
+        _set_stage(client, name, version, "production")
         if previous is not None:
-            client.set_model_version_tag(name, previous, STAGE_TAG, "archived")
+            _set_stage(client, name, previous, "archived")
         history = [v for v in _history(client, name) if v != version] + [version]
         client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
     return Promotion(
@@ -141,8 +152,8 @@ def rollback(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> dict[st
         )
     target = earlier[-1]
     client.set_registered_model_alias(name, PRODUCTION_ALIAS, target)
-    client.set_model_version_tag(name, target, STAGE_TAG, "production")
-    client.set_model_version_tag(name, current, STAGE_TAG, "archived")
+    _set_stage(client, name, target, "production")
+    _set_stage(client, name, current, "archived")
     client.set_registered_model_tag(name, HISTORY_TAG, ",".join([*earlier, current][:-1]))
     return {"name": name, "version": target, "rolled_back_from": current}
 
@@ -172,6 +183,111 @@ def list_versions(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> li
             }
         )
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def describe_version(
+    client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME
+) -> dict[str, Any]:
+    """One version's run, data lineage, metrics, stage, aliases and stage history."""
+    from stock_assets.mlflow_ops.lineage import datasets_used
+
+    _require_version(client, name, version)
+    mv = client.get_model_version(name, str(version))
+    aliases = sorted(
+        alias
+        for alias, aliased in client.get_registered_model(name).aliases.items()
+        if str(aliased) == str(mv.version)
+    )
+    run = None
+    if mv.run_id:
+        try:
+            run = client.get_run(mv.run_id)
+        except MlflowException:  # the run was deleted; the version's own tags remain
+            run = None
+    run_tags = run.data.tags if run else {}
+    data = {}
+    for table in LINEAGE_TABLES:
+        fields = {
+            field: mv.tags.get(f"{table}_{field}") or run_tags.get(f"{table}_{field}", "")
+            for field in ("digest", "rows", "window")
+        }
+        if fields["digest"]:
+            data[table] = fields
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "run_id": mv.run_id or "",
+        "run_status": run.info.status if run else "",
+        "created": _timestamp(mv.creation_timestamp),
+        "stage": mv.tags.get(STAGE_TAG, ""),
+        "aliases": aliases,
+        "model_type": mv.tags.get("model_type", ""),
+        "data": data,
+        "datasets": datasets_used(run) if run else [],
+        "metrics": dict(sorted(run.data.metrics.items())) if run else {},
+        "stage_history": stage_history(mv.tags.get(STAGE_HISTORY_TAG, "")),
+    }
+
+
+def stage_history(value: str) -> list[tuple[str, str]]:
+    """``stage@time, ...`` as (stage, time) pairs, oldest first."""
+    pairs = []
+    for entry in value.split(","):
+        stage, _, when = entry.strip().partition("@")
+        if stage:
+            pairs.append((stage, when))
+    return pairs
+
+
+def _set_stage(client: MlflowClient, name: str, version: str, stage: str) -> None:
+    """Set the stage tag and append ``stage@now`` to the version's stage history."""
+    current = client.get_model_version(name, version).tags.get(STAGE_HISTORY_TAG, "")
+    history = ", ".join(part for part in (current, _history_entry(stage)) if part)
+    client.set_model_version_tag(name, version, STAGE_TAG, stage)
+    client.set_model_version_tag(name, version, STAGE_HISTORY_TAG, history)
+
+
+def _history_entry(stage: str) -> str:
+    return f"{stage}@{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _timestamp(millis: int | None) -> str:
+    if not millis:
+        return ""
+    return f"{dt.datetime.fromtimestamp(millis / 1000, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """The text ``stock-registry show`` prints."""
+    lines = [
+        f"{info['name']} version {info['version']}",
+        f"  run        {info['run_id'] or '-'}"
+        + (f" ({info['run_status']})" if info["run_status"] else " (run not found)"),
+        f"  created    {info['created']}",
+        f"  stage      {info['stage'] or '-'}",
+        f"  aliases    {', '.join(info['aliases']) or '-'}",
+        f"  model type {info['model_type'] or '-'}",
+        "",
+        "data (content digest, rows, dates):",
+    ]
+    lines += [
+        f"  {table:<11}{fields['digest']}  {fields['rows'] or '-':>6} rows  {fields['window']}"
+        for table, fields in info["data"].items()
+    ] or ["  none recorded (registered before data lineage was recorded)"]
+    if info["datasets"]:
+        lines += ["", "datasets used by the run (MLflow inputs):"]
+        for item in info["datasets"]:
+            lines.append(f"  {item['context']:<11}{item['name']}  digest {item['digest']}")
+            lines.append(f"  {'':<11}read from {item['stored_at'] or item['source']}")
+    lines += ["", "metrics of the run (test window):"]
+    lines += [f"  {metric:<20}{value:.4f}" for metric, value in info["metrics"].items()] or [
+        "  none recorded"
+    ]
+    lines += ["", "stage history (UTC):"]
+    lines += [f"  {when or '?':<22}{stage}" for stage, when in info["stage_history"]] or [
+        "  none recorded"
+    ]
+    return "\n".join(lines)
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -207,7 +323,7 @@ def _history(client: MlflowClient, name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``stock-registry list | promote N | rollback``."""
+    """``stock-registry list | show N | promote N | rollback``."""
     parser = argparse.ArgumentParser(
         prog="stock-registry",
         description=(
@@ -217,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="versions with their aliases, stage and accuracy")
+    show_parser = commands.add_parser(
+        "show", help="one version: its run, data digests and dates, metrics and stage history"
+    )
+    show_parser.add_argument("version", help="registry version number")
     promote_parser = commands.add_parser("promote", help="point production at VERSION")
     promote_parser.add_argument("version", help="registry version number")
     commands.add_parser("rollback", help="point production back at the previous version")
@@ -238,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['version']:>7}  {r['aliases']:<20} {r['stage']:<11} "
                     f"{r['model_type']:<18} {r['accuracy']}"
                 )
+        elif args.command == "show":
+            print(format_description(describe_version(client, args.version)))
         elif args.command == "promote":
             done = promote(client, args.version)
             if done.changed:

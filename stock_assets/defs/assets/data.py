@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, Failure, Output, asset
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
 from stock_assets.defs.config import StockDataConfig, optional
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
 from stock_assets.defs.resources import MlflowTracking
 
@@ -42,4 +43,9 @@ def stock_data(
             "data_rows": len(bars),
         }
     )
-    return Output(bars, metadata={"source": source, **frame_metadata(bars)})
+    lineage = table_lineage(context, bars)
+    return Output(
+        bars,
+        metadata={"source": source, **frame_metadata(bars), **lineage.metadata},
+        data_version=lineage.data_version,
+    )

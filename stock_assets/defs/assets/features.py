@@ -1,10 +1,11 @@
 """The ``features`` asset: the 22 technical indicators and the next-day target."""
 
 import pandas as pd
-from dagster import Output, asset
+from dagster import AssetExecutionContext, Output, asset
 
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
 from stock_assets.defs.resources import MlflowTracking
 
@@ -18,14 +19,19 @@ from stock_assets.defs.resources import MlflowTracking
         "close above today's). Each ticker's last row has no Target: tomorrow is unknown."
     ),
 )
-def features(stock_data: pd.DataFrame, mlflow: MlflowTracking) -> Output[pd.DataFrame]:
+def features(
+    context: AssetExecutionContext, stock_data: pd.DataFrame, mlflow: MlflowTracking
+) -> Output[pd.DataFrame]:
     """Compute the indicators, vectorised across tickers."""
     table = compute_features(stock_data)
     labelled = table[TARGET_COLUMN].notna()
     mlflow.log_params({"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())})
+    lineage = table_lineage(context, table)
     return Output(
         table,
+        data_version=lineage.data_version,
         metadata={
+            **lineage.metadata,
             **frame_metadata(
                 table, ["Date", "Ticker", "Close", *FEATURE_COLUMNS[:6], TARGET_COLUMN]
             ),

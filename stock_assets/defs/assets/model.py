@@ -9,8 +9,10 @@ from stock_assets.core.training import TrainingError, time_split, train_and_eval
 from stock_assets.core.values import TrainedModel
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
+from stock_assets.defs.lineage import stored_input
 from stock_assets.defs.metadata import comparison_metadata, model_metadata
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops.lineage import log_training_data
 
 
 @asset(
@@ -61,11 +63,15 @@ def model(
     if comparison is not None:
         chart = mlflow.log_comparison(comparison, config.cv_folds, config.selection_metric)
     logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
-    trained = mlflow.register_model(result, logged)
+    lineage = log_training_data(features, split, stored_input(context, "features"))
+    trained = mlflow.register_model(result, logged, lineage)
     context.log.info(
         f"{chosen.label}: test accuracy {trained.metrics['accuracy']:.4f} (always-majority "
         f"baseline {trained.metrics['baseline_accuracy']:.4f}), version "
         f"{trained.registered_version}"
     )
     metadata = model_metadata(trained, result, logged.figures, mlflow.run_url())
-    return Output(trained, metadata={**metadata, **comparison_metadata(comparison, chart, config)})
+    return Output(
+        trained,
+        metadata={**lineage, **metadata, **comparison_metadata(comparison, chart, config)},
+    )

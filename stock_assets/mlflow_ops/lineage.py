@@ -1,0 +1,171 @@
+"""Data lineage in MLflow: the tables a run learned from, as dataset inputs and tags.
+
+The ``model`` run logs its training and test windows with :func:`log_training_data`: two
+dataset inputs (contexts ``training`` and ``evaluation``) whose digest is our full-content
+digest (:func:`stock_assets.core.lineage.frame_digest`, not MLflow's default, which hashes at
+most 10,000 rows and skips date columns), plus run tags that the
+``model`` asset copies onto the registered model version. ``stock_data`` and ``features`` tag
+the run with their own digests through :func:`tag_table_digest`.
+
+MLflow keeps one dataset per experiment, name and digest, and its ``source`` is the one of the
+first run that logged it; the location this run read the table from is also an input tag
+(``stored_at``), which belongs to this run alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from stock_assets.core.features import TARGET_COLUMN
+from stock_assets.core.lineage import TableSummary, summarise
+from stock_assets.core.training import TimeSplit
+
+#: The windows of the features table a model sees, and the MLflow input context of each.
+SPLITS = {"train": "training", "test": "evaluation"}
+STORED_AT_TAG = "stored_at"
+
+
+class AssetRunSource(DatasetSource):
+    """A table known by its asset and the run that read it (and a URI MLflow cannot resolve)."""
+
+    def __init__(self, asset: str, run_ids: dict[str, str], uri: str = "") -> None:
+        self.asset = asset
+        self.run_ids = {key: value for key, value in run_ids.items() if value}
+        self.uri = uri
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return "asset_run"
+
+    def load(self) -> Any:
+        raise NotImplementedError(
+            f"asset {self.asset!r} was stored by the run {self.run_ids}; "
+            "load it from that run's storage"
+        )
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return False
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> AssetRunSource:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asset": self.asset, **self.run_ids, **({"uri": self.uri} if self.uri else {})}
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[str, Any]) -> AssetRunSource:
+        run_ids = {k: str(v) for k, v in source_dict.items() if k not in ("asset", "uri")}
+        return cls(str(source_dict["asset"]), run_ids, str(source_dict.get("uri", "")))
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """Where a run read a table from: a path or URI if known, and always the asset and run."""
+
+    asset: str
+    location: str | None
+    run_ids: Mapping[str, str]
+
+    def describe(self) -> str:
+        """The location, else ``asset <name> of dagster_run_id <id>, kfp_run_id <id>``."""
+        if self.location:
+            return self.location
+        runs = ", ".join(f"{key} {value}" for key, value in self.run_ids.items() if value)
+        return f"asset {self.asset} of {runs}"
+
+    def dataset_source(self) -> DatasetSource:
+        """MLflow's source: the path or URI, else an :class:`AssetRunSource`."""
+        if self.location:
+            try:
+                with warnings.catch_warnings():  # MLflow registers its local source twice
+                    warnings.filterwarnings("ignore", message=".*interpreted in multiple ways")
+                    return resolve_dataset_source(self.location)
+            except MlflowException:  # a scheme MLflow has no source type for (e.g. minio://)
+                pass
+        return AssetRunSource(self.asset, dict(self.run_ids), self.location or "")
+
+
+def tag_table_digest(asset: str, summary: TableSummary) -> None:
+    """Tag the active MLflow run with the table's digest, rows and dates (none active: no-op)."""
+    if mlflow.active_run() is not None:
+        mlflow.set_tags(lineage_tags({asset: summary}))
+
+
+def log_training_data(
+    features: pd.DataFrame,
+    split: TimeSplit,
+    stored: StoredTable,
+) -> dict[str, str]:
+    """Log the training and test windows of ``features`` as dataset inputs of the active run.
+
+    The windows are ``split``'s, the ones the model is trained and tested on. Each
+    dataset carries our content digest, the row count (its profile), the date range (its name)
+    and where ``stored`` says the table lives. Returns the lineage tags, also set on the run,
+    for the registered version: ``<table>_digest``, ``_rows`` and ``_window`` of the features
+    table and both windows.
+    """
+    windows = dict(zip(SPLITS, split, strict=True))
+    summaries = {"features": summarise(features)}
+    source = stored.dataset_source()
+    for split, context in SPLITS.items():
+        frame = windows[split]
+        summary = summaries[split] = summarise(frame)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=source,
+            targets=TARGET_COLUMN,
+            name=f"features {split} {summary.window}",
+            digest=summary.digest,
+        )
+        tags = {
+            "rows": str(summary.rows),
+            "start": summary.start,
+            "end": summary.end,
+            STORED_AT_TAG: stored.describe()[:500],  # MLflow's limit for an input tag value
+        }
+        mlflow.log_input(dataset, context=context, tags=tags)
+    tags = lineage_tags(summaries)
+    mlflow.set_tags(tags)
+    return tags
+
+
+def lineage_tags(summaries: dict[str, TableSummary]) -> dict[str, str]:
+    """``<table>_digest``, ``<table>_rows`` and ``<table>_window`` for each table."""
+    tags = {}
+    for table, summary in summaries.items():
+        tags[f"{table}_digest"] = summary.digest
+        tags[f"{table}_rows"] = str(summary.rows)
+        tags[f"{table}_window"] = summary.window
+    return tags
+
+
+def datasets_used(run: Run) -> list[dict[str, str]]:
+    """The run's dataset inputs: context, name, digest, rows, source and stored location."""
+    rows = []
+    for item in run.inputs.dataset_inputs:
+        tags = {tag.key: tag.value for tag in item.tags}
+        rows.append(
+            {
+                "context": tags.get("mlflow.data.context", ""),
+                "name": item.dataset.name,
+                "digest": item.dataset.digest,
+                "rows": tags.get("rows", ""),
+                "source_type": item.dataset.source_type,
+                "source": item.dataset.source,
+                "stored_at": tags.get(STORED_AT_TAG, ""),
+            }
+        )
+    order = list(SPLITS.values())
+    return sorted(rows, key=lambda r: order.index(r["context"]) if r["context"] in order else 9)

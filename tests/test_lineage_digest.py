@@ -1,0 +1,94 @@
+"""The content digest: the same for the same data anywhere, different for any change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from stock_assets.core.data import generate_gbm
+from stock_assets.core.features import compute_features
+from stock_assets.core.lineage import DIGEST_LENGTH, frame_digest, summarise
+from stock_assets.defs.storage import read_value, write_value
+from tests.conftest import PROJECT_ROOT, env_for_subprocess
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    """The seed's features for two tickers: dates, strings, floats and a nullable Int8."""
+    return compute_features(generate_gbm(days=120, seed=7, tickers=["AAA", "BBB"]))
+
+
+def test_same_digest_in_other_processes_with_other_hash_seeds(features, tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from stock_assets.core.data import generate_gbm\n"
+        "from stock_assets.core.features import compute_features\n"
+        "from stock_assets.core.lineage import frame_digest\n"
+        "bars = generate_gbm(days=120, seed=7, tickers=['AAA', 'BBB'])\n"
+        "print(frame_digest(compute_features(bars)))\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=PROJECT_ROOT,
+            env=env_for_subprocess(PYTHONHASHSEED=hash_seed),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.strip())
+    assert digests == {frame_digest(features)}
+    assert len(frame_digest(features)) == DIGEST_LENGTH
+
+
+def test_stored_and_read_back_gives_the_same_digest(features, tmp_path: Path) -> None:
+    back = read_value(write_value(tmp_path / "features.parquet", features))
+    assert frame_digest(back) == frame_digest(features)
+    # Only content counts: not the index, not the date unit.
+    shuffled_index = features.set_axis(range(1000, 1000 + len(features)))
+    assert frame_digest(shuffled_index) == frame_digest(features)
+    microseconds = features.assign(Date=features["Date"].astype("datetime64[us]"))
+    assert frame_digest(microseconds) == frame_digest(features)
+
+
+def test_any_change_of_content_changes_the_digest(features) -> None:
+    original = frame_digest(features)
+    one_cell = features.copy()
+    one_cell.loc[one_cell.index[3], "Close"] += 1e-9
+    changed = {
+        "one cell": one_cell,
+        "one date": features.assign(
+            Date=features["Date"].where(
+                features.index != features.index[-1], pd.Timestamp(2000, 1, 3)
+            )
+        ),
+        "row order": features.iloc[::-1],
+        "a row less": features.iloc[:-1],
+        "column name": features.rename(columns={"Close": "close"}),
+        "column order": features[[*features.columns[1:], features.columns[0]]],
+        "type": features.assign(Volume=features["Volume"].astype("float64")),
+    }
+    digests = {name: frame_digest(frame) for name, frame in changed.items()}
+    assert original not in digests.values(), digests
+    assert len(set(digests.values())) == len(digests)
+
+
+def test_mlflow_default_digest_misses_what_ours_sees(features) -> None:
+    """Why we pass our digest: MLflow's ignores date columns (and rows past 10,000)."""
+    moved = features.assign(Date=features["Date"] + pd.Timedelta(days=1))
+    assert mlflow.data.from_pandas(moved).digest == mlflow.data.from_pandas(features).digest
+    assert frame_digest(moved) != frame_digest(features)
+
+
+def test_summary_has_rows_and_date_range(features) -> None:
+    summary = summarise(features)
+    assert summary.rows == len(features)
+    assert summary.start == f"{features['Date'].min():%Y-%m-%d}"
+    assert summary.window == f"{summary.start}..{features['Date'].max():%Y-%m-%d}"
