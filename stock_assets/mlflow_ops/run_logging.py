@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import pandas as pd
 
+from stock_assets.mlflow_ops.serving.schema import SERVING_METADATA
+
 if TYPE_CHECKING:
     from stock_assets.core.training import TrainingResult
 
@@ -77,6 +79,7 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
         python_model=str(Path(__file__).parent / "serving" / "model_code.py"),
         artifacts={"pipeline": model_info.model_uri},
         pip_requirements=requirements,  # no input example: it would infer a named signature
+        metadata=SERVING_METADATA,  # the schema, as no signature can carry it (see the model)
     )
     return {
         "figures": figures,
