@@ -26,15 +26,25 @@ def table_schema(df: pd.DataFrame) -> TableSchema:
 def frame_metadata(df: pd.DataFrame, preview_columns: list[str] | None = None) -> dict[str, Any]:
     """Row count, date range, tickers, schema and a markdown preview of the last rows."""
     dates = pd.to_datetime(df["Date"])
-    preview = df[preview_columns] if preview_columns else df
+    preview = (df[preview_columns] if preview_columns else df).tail(5)
     return {
         "dagster/row_count": len(df),
         "dagster/column_schema": table_schema(df),
         "date_range": f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}",
         "tickers": ", ".join(sorted(df["Ticker"].unique())[:20]),
         "n_tickers": int(df["Ticker"].nunique()),
-        "preview": MetadataValue.md(preview.tail(5).to_markdown(index=False, floatfmt=".4g")),
+        "preview": MetadataValue.md(
+            dates_as_days(preview).to_markdown(index=False, floatfmt=".4g")
+        ),
     }
+
+
+def dates_as_days(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose datetime columns read ``YYYY-MM-DD`` (daily bars have no time of day)."""
+    out = df.copy()
+    for name in out.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in out.dtypes]]:
+        out[name] = out[name].dt.strftime("%Y-%m-%d")
+    return out
 
 
 def png_markdown(path: Path, alt: str) -> str:
@@ -47,9 +57,14 @@ LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the l
 
 
 def run_link(run_id: str) -> MetadataValue:
-    """A link to the run in the MLflow UI: the tracking server's, or `make mlflow-ui`'s."""
+    """The run in the MLflow UI: the tracking server's page, or, for the local SQLite store,
+    the page `make mlflow-ui` serves, with a note that it opens only while that runs."""
     uri = mlflow.get_tracking_uri()
     run = mlflow.get_run(run_id)
     path = f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
-    return MetadataValue.url(f"{base}/{path}")
+    if uri.startswith(("http://", "https://")):
+        return MetadataValue.url(f"{uri.rstrip('/')}/{path}")
+    return MetadataValue.md(
+        f"[MLflow run {run_id}]({LOCAL_MLFLOW_UI}/{path}) (local store: the link opens while "
+        "`make mlflow-ui` runs)"
+    )

@@ -26,6 +26,7 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
     from stock_assets.core import plots
 
     mlflow.set_tag("model_type", result.model_type)
+    mlflow.set_tag("mlflow.note.content", metrics_note(result))  # the run's Description
     mlflow.log_params(
         {
             "model_type": result.model_type,
@@ -88,6 +89,20 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> dict[st
     }
 
 
+def metrics_note(result: TrainingResult) -> str:
+    """The run's description: what the test metrics and the two baselines are measured on."""
+    test = f"{result.test_dates[0]:%Y-%m-%d} to {result.test_dates[1]:%Y-%m-%d}"
+    majority = "up" if result.baseline_class == 1 else "down"
+    return (
+        f"Test metrics (accuracy, precision, recall, f1, roc_auc) of the chosen "
+        f"{result.model_type}, on the test window {test} ({result.n_test} rows).\n\n"
+        f"`baseline_accuracy`: always predicting the training majority class ({majority}), "
+        "scored on the same test window.\n\n"
+        "The baseline line of `comparison/comparison.png` is another figure: the same rule's "
+        "mean over the walk-forward validation folds, on the training dates."
+    )
+
+
 def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
     """One nested run per candidate, plus the comparison table and chart on the parent run."""
     from stock_assets.core import plots
@@ -106,6 +121,10 @@ def log_comparison(table: Any, folds: int, metric: str) -> dict[str, Path]:
         out / "comparison.png",
         metric=metric,
         baseline=float(table["baseline_accuracy_mean"].iloc[0]) if metric == "accuracy" else None,
+        # Not the run's baseline_accuracy metric, which is scored on the test window.
+        baseline_label=f"majority-class baseline, mean of the {folds} folds",
+        title=f"Candidates: walk-forward {metric} on the training dates",
+        xlabel=f"{metric}, mean of {folds} walk-forward validation folds",
     )
     mlflow.log_artifacts(str(out), artifact_path="comparison")
     mlflow.log_params(
