@@ -109,7 +109,7 @@ def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason
         tracking_uri,
         reason,
         "accuracy_threshold",
-        "dagster asset materialize --select '*' -m stock_assets.definitions",
+        "dagster asset materialize --select 'stock_data*' -m stock_assets.definitions",
         '{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}',
         "stock-registry promote N",
     ):
