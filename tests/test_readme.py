@@ -92,6 +92,7 @@ def make_dev_home(folder: Path, env: dict[str, str]) -> Path:
     ).stdout.splitlines()
     assert any(" dev -h 127.0.0.1 -p 3000" in line for line in recipe), recipe
     (home,) = [line.removeprefix("mkdir -p ") for line in recipe if line.startswith("mkdir -p ")]
+    assert f"touch {home}/dagster.yaml" in recipe  # no "dagster.yaml not found" warning
     return Path(home)
 
 
