@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Where the pipeline keeps its files and its default MLflow store (stock_assets/paths.py).
+DATA_DIR := $(or $(STOCK_ASSETS_DATA_DIR),$(CURDIR)/data)
+MLFLOW_UI_PORT ?= 5000
 
 .PHONY: dev test test-fast install lint format export mlflow mlflow-ui serve clean
 
@@ -18,12 +21,15 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# An empty dagster.yaml: Dagster's defaults, without its warning that the file is missing.
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
+	touch $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 test: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
+	touch $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -44,9 +50,11 @@ format: $(STAMP)
 export: $(STAMP)
 	$(BIN)/python -m exporters.kfp
 
-# Browse the local store (the default when MLFLOW_TRACKING_URI is unset).
+# Browse the local store (the default when MLFLOW_TRACKING_URI is unset), lean: one worker and
+# none of MLflow 3's GenAI job processes (this project submits no such jobs).
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///data/mlflow.db -h 127.0.0.1 -p 5000
+	env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --workers 1 \
+	  --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db -h 127.0.0.1 -p $(MLFLOW_UI_PORT)
 
 # A real tracking server: SQLite backend and a local artifact destination under data/.
 mlflow: $(STAMP)

@@ -1,4 +1,4 @@
-"""Servers the tests and benchmarks start: a free loopback port, and a clean stop."""
+"""Servers the tests and benchmarks start: a free loopback port, a clean stop, what runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -36,3 +37,19 @@ def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
     if _group_alive(pgid):
         os.killpg(pgid, signal.SIGKILL)
     process.wait(timeout=10)
+
+
+def group_processes(pgid: int) -> list[str]:
+    """Command names of the live processes in process group ``pgid``, make excluded."""
+    names = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z" and comm != "make":
+            names.append(comm)
+    return sorted(names)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: Where ``make mlflow-ui`` serves the local store (the links in Dagster metadata point here).
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -70,9 +70,7 @@ def test_kfp_local_and_dagster_record_the_same_digests(
     kfp_stored = kfp_inputs["training"][2]["stored_at"]
     assert kfp_stored.startswith("asset features of dagster_run_id ")
     assert kfp_stored.endswith(f"kfp_run_id {kfp_run_id}")
-    assert dagster_inputs["training"][2]["stored_at"] == str(
-        data_dir / "assets" / "features"
-    )
+    assert dagster_inputs["training"][2]["stored_at"] == str(data_dir / "assets" / "features")
 
     # Both registered versions carry the same features digest.
     client = MlflowClient()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,9 +29,11 @@ from stock_assets.mlflow_ops.serving.server import (
     missing_model_reason,
     sqlite_path,
 )
+from tests import readme
 from tests.conftest import (
     PROJECT_ROOT,
     env_for_subprocess,
+    production_version,
 )
 
 # No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
@@ -107,7 +110,7 @@ def run_serving_expecting_refusal(env: dict[str, str], tracking_uri: str, reason
         tracking_uri,
         reason,
         "accuracy_threshold",
-        "dagster asset materialize --select '*' -m stock_assets.definitions",
+        "dagster asset materialize --select 'stock_data*' -m stock_assets.definitions",
         '{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}',
         "stock-registry promote N",
     ):
@@ -237,6 +240,44 @@ def assert_same_answers(answer: dict[str, Any], expected: pd.DataFrame) -> None:
     np.testing.assert_allclose(served["probability_up"], expected["probability_up"], rtol=1e-9)
 
 
+def test_registered_version_documents_inputs_and_outputs_without_a_signature(deployed) -> None:
+    """No signature accepts both request forms, so the production version documents its schema
+    in its description and in the MLmodel's metadata; its logged model names the version."""
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("stock-prediction", production_version())
+    for name in [*FEATURE_COLUMNS, "direction", "probability_up"]:
+        assert f"`{name}`" in version.description, version.description
+    assert "no MLflow signature on purpose" in version.description
+    info = mlflow.models.get_model_info(MODEL_URI)
+    assert info.signature is None
+    schema = info.metadata["schema"]
+    assert schema["inputs"] == [{"name": name, "type": "double"} for name in FEATURE_COLUMNS]
+    assert schema["outputs"] == [
+        {"name": "direction", "type": "long"},
+        {"name": "probability_up", "type": "double"},
+    ]
+    logged_model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged_model.name == "serving_model"
+    assert {"name": "stock-prediction", "version": int(version.version)} in json.loads(
+        logged_model.tags["mlflow.modelVersions"]
+    )
+
+
+def test_the_served_model_class_is_defined_without_mlflow_warnings() -> None:
+    """MLflow's "Add type hints to the `predict` method" warning is not printed: type hints
+    would give a signature refusing the named request forms."""
+    code = (
+        "import warnings, mlflow.pyfunc\n"
+        "warnings.simplefilter('always')\n"
+        "import stock_assets.mlflow_ops.serving.model_code"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Warning" not in run.stderr, run.stderr
+
+
 @pytest.mark.slow
 def test_server_found_the_store_through_the_project_default(server, mlflow_store: str) -> None:
     _, log = server
@@ -299,3 +340,31 @@ def test_malformed_requests_get_a_400_and_the_server_keeps_serving(
     )
     assert status == 200
     assert_same_answers(answer, expected.head(1))
+
+
+def test_readme_serving_examples_run_verbatim_and_answer_what_it_shows(server) -> None:
+    """Every ``curl`` of the README's *Serving* section, run by bash exactly as printed, except
+    that the README's address 127.0.0.1:5002 becomes this test's server (a free port), answers
+    what the README shows under it. The server serves what the default config deployed, as in
+    the README."""
+    url, _ = server
+    assert shutil.which("curl"), "the README's serving examples need curl"
+    examples = [
+        example
+        for block in readme.fenced_blocks(readme.section("Serving"))
+        for example in readme.examples(block, "curl")
+    ]
+    assert len(examples) == 3, examples  # positional, named, refused
+    env = env_for_subprocess(NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    answers = []
+    for example in examples:
+        assert "http://127.0.0.1:5002/" in example.command and example.shown, example
+        command = example.command.replace("http://127.0.0.1:5002/", f"{url}/")
+        run = subprocess.run(
+            ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+        readme.assert_like_shown(run.stdout, example.shown)
+        answers.append(json.loads(run.stdout))
+    # The named record holds the positional row's values under their names: same answer.
+    assert answers[0] == answers[1]

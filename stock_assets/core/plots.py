@@ -32,12 +32,32 @@ PathLike = str | os.PathLike[str]
 
 
 def _save(fig: Figure, path: PathLike) -> Path:
-    """Save ``fig`` as PNG at ``path`` and close it, even if saving fails."""
+    """Save ``fig`` as PNG at ``path`` and close it, even if saving fails.
+
+    The PNG's text chunks repeat what the chart says in words: ``Title`` (the axes' titles) and
+    ``Description`` (the axis labels and legend entries), for readers that cannot see it.
+    """
     out = Path(path)
+    axes = [ax for ax in fig.axes if ax.get_title()]  # not the colour bar
+    words = []
+    for ax in axes:
+        labels = {"x": ax.get_xlabel(), "y": ax.get_ylabel()}
+        words += [f"{axis}: {label}" for axis, label in labels.items() if label]
+        legend = ax.get_legend()
+        if legend is not None:
+            words += [text.get_text() for text in legend.get_texts()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(out, format="png", dpi=DPI)
+        fig.savefig(
+            out,
+            format="png",
+            dpi=DPI,
+            metadata={
+                "Title": "; ".join(ax.get_title() for ax in axes),
+                "Description": "; ".join(words),
+            },
+        )
     finally:
         plt.close(fig)
     return out
@@ -144,11 +164,14 @@ def scores_bar_png(
     metric: str = "accuracy",
     baseline: float | None = None,
     title: str | None = None,
+    baseline_label: str = "baseline",
+    xlabel: str | None = None,
 ) -> Path:
     """Compare candidate models: one horizontal bar per candidate, the best one(s) highlighted.
 
     ``scores`` is indexed by candidate label, its values are ``metric``. Candidates keep their
-    given order, first on top. ``baseline`` draws a vertical line.
+    given order, first on top. ``baseline`` draws a vertical line, named
+    ``baseline_label`` in the legend; ``xlabel`` defaults to ``metric``.
     """
     values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
     values = values.iloc[::-1]  # first candidate on top
@@ -162,11 +185,13 @@ def scores_bar_png(
     texts = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values.to_numpy()]
     ax.bar_label(bars, labels=texts, padding=3, fontsize=9)
     if baseline is not None:
-        ax.axvline(baseline, color="red", linestyle="--", label=f"baseline = {baseline:.3f}")
+        ax.axvline(
+            baseline, color="red", linestyle="--", label=f"{baseline_label} = {baseline:.3f}"
+        )
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     upper = np.nanmax([1.0, *values.to_numpy(), baseline if baseline is not None else np.nan])
     ax.set_xlim(0, float(upper) * 1.12)  # room for the value labels
-    ax.set_xlabel(metric)
+    ax.set_xlabel(xlabel or metric)
     ax.set_title(title or f"Candidate models: {metric}")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

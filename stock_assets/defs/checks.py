@@ -85,12 +85,15 @@ def features_finite(
         for name, count in zip(FEATURE_COLUMNS, bad.sum(axis=0), strict=True)
         if count
     }
+    metadata = {"features_checked": len(FEATURE_COLUMNS), "non_finite_values": int(bad.sum())}
+    if per_column:  # only when there is something to name
+        metadata["columns_with_non_finite"] = ", ".join(f"{c} ({n})" for c, n in per_column.items())
     return _result(
         context,
         mlflow,
         passed=not per_column,
         problem=f"non-finite values in {', '.join(per_column)}; expected finite features",
-        metadata={"non_finite_values": int(bad.sum()), "columns": ", ".join(per_column) or "-"},
+        metadata=metadata,
     )
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
 
+from stock_assets.paths import LOCAL_MLFLOW_UI
+
 if TYPE_CHECKING:
     from stock_assets.core.selection import Comparison
     from stock_assets.core.training import TrainingResult
@@ -31,15 +33,25 @@ def table_schema(df: pd.DataFrame) -> TableSchema:
 def frame_metadata(df: pd.DataFrame, preview_columns: list[str] | None = None) -> dict[str, Any]:
     """Row count, date range, tickers, schema and a markdown preview of the last rows."""
     dates = pd.to_datetime(df["Date"])
-    preview = df[preview_columns] if preview_columns else df
+    preview = (df[preview_columns] if preview_columns else df).tail(5)
     return {
         "dagster/row_count": len(df),
         "dagster/column_schema": table_schema(df),
         "date_range": f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}",
         "tickers": ", ".join(sorted(df["Ticker"].unique())[:20]),
         "n_tickers": int(df["Ticker"].nunique()),
-        "preview": MetadataValue.md(preview.tail(5).to_markdown(index=False, floatfmt=".4g")),
+        "preview": MetadataValue.md(
+            dates_as_days(preview).to_markdown(index=False, floatfmt=".4g")
+        ),
     }
+
+
+def dates_as_days(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose datetime columns read ``YYYY-MM-DD`` (daily bars have no time of day)."""
+    out = df.copy()
+    for name in out.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in out.dtypes]]:
+        out[name] = out[name].dt.strftime("%Y-%m-%d")
+    return out
 
 
 def png_markdown(path: Path, alt: str) -> str:
@@ -84,7 +96,7 @@ def model_metadata(
             "n_samples_test": result.n_test,
             "test_window": f"{trained.test_window.first} to {trained.test_window.last}",
             "registered_version": trained.registered_version,
-            "mlflow_run": MetadataValue.url(run_url),
+            "mlflow_run": mlflow_run_link(trained.mlflow_run_id, run_url),
             "mlflow_run_id": trained.mlflow_run_id,
             "plots": MetadataValue.md(
                 "\n\n".join(png_markdown(path, name) for name, path in figures.items())
@@ -113,3 +125,14 @@ def decision_metadata(decision: Decision) -> dict[str, Any]:
         "champion_version": str(decision.champion_version),
         "champion_accuracy": MetadataValue.float(champion) if champion is not None else "-",
     }
+
+
+def mlflow_run_link(run_id: str, run_url: str) -> MetadataValue:
+    """The run in the MLflow UI: a plain link to a tracking server's page or, for the local
+    store, the page ``make mlflow-ui`` serves, with a note that it opens only while that runs."""
+    if run_url.startswith(LOCAL_MLFLOW_UI):
+        return MetadataValue.md(
+            f"[MLflow run {run_id}]({run_url}) (local store: the link opens while "
+            "`make mlflow-ui` runs)"
+        )
+    return MetadataValue.url(run_url)

@@ -42,7 +42,7 @@ from stock_assets.core.training import TrainingResult
 from stock_assets.core.values import Champion, Promotion, TrainedModel
 from stock_assets.mlflow_ops import registry, run_logging
 from stock_assets.mlflow_ops.run_logging import LoggedModel
-from stock_assets.paths import default_artifact_location, default_tracking_uri
+from stock_assets.paths import LOCAL_MLFLOW_UI, default_artifact_location, default_tracking_uri
 
 EXPERIMENT_NAME = "stock-prediction"
 EXPERIMENT_TAGS = {"project": "stock-prediction", "team": "ml"}
@@ -382,9 +382,6 @@ class MlflowTracking(ConfigurableResource):
             if run_id:
                 self.client.set_terminated(run_id, status=status)
             return run_id
-
-
-LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the local store
 
 
 def _author() -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,9 +30,11 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from stock_assets.core.features import TARGET_COLUMN
 from stock_assets.core.values import Champion, Promotion
+from stock_assets.mlflow_ops.serving.schema import schema_description
 
 REGISTERED_MODEL_NAME = "stock-prediction"
 PRODUCTION_ALIAS = "production"
@@ -58,8 +61,17 @@ def register_version(
     run_id: str,
     tags: dict[str, Any],
     name: str = REGISTERED_MODEL_NAME,
+    description: str | None = None,
 ) -> str:
-    """Register a trained model as a new version (stage None)."""
+    """Register a trained model as a new version (stage None).
+
+    The version's description (default: the served model's inputs and outputs, see
+    :func:`~stock_assets.mlflow_ops.serving.schema.schema_description`) stands in for the
+    signature the served model cannot have. The logged model is linked to the version, so the
+    run's logged-models table names it.
+    """
+    if description is None:
+        description = schema_description()
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -78,8 +90,24 @@ def register_version(
             STAGE_HISTORY_TAG: _history_entry("none"),
             **{k: str(v) for k, v in tags.items()},
         },
+        description=description,
     )
+    if model_id is not None:
+        link_logged_model(client, model_id, name, int(version.version))
     return str(version.version)
+
+
+def link_logged_model(client: MlflowClient, model_id: str, name: str, version: int) -> None:
+    """Record ``name`` version ``version`` on the logged model, as ``mlflow.register_model``
+    does: the tag the UI's logged-models table reads ("Registered models"). A tracking server
+    sets it itself when the version is created (with the version as a number, as here); a
+    direct SQLite store does not."""
+    entry = {"name": name, "version": version}
+    current = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    linked = json.loads(current) if current else []
+    if entry not in linked:
+        linked.append(entry)
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
 
 
 def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> None:

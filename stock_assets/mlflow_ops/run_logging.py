@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import pandas as pd
 
+from stock_assets.mlflow_ops.serving.schema import SERVING_METADATA
+
 if TYPE_CHECKING:
     from stock_assets.core.selection import Comparison
     from stock_assets.core.training import TrainingResult
@@ -35,6 +37,7 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedM
     from stock_assets.core import plots
 
     mlflow.set_tag("model_type", result.model_type)
+    mlflow.set_tag("mlflow.note.content", metrics_note(result))  # the run's Description
     mlflow.log_params(
         {
             "model_type": result.model_type,
@@ -88,8 +91,23 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedM
         python_model=str(Path(__file__).parent / "serving" / "model_code.py"),
         artifacts={"pipeline": model_info.model_uri},
         pip_requirements=requirements,  # no input example: it would infer a named signature
+        metadata=SERVING_METADATA,  # the schema, as no signature can carry it (see the model)
     )
     return LoggedModel(model_info.model_uri, served.model_uri, figures)
+
+
+def metrics_note(result: TrainingResult) -> str:
+    """The run's description: what the test metrics and the two baselines are measured on."""
+    test = f"{result.test_window.first} to {result.test_window.last}"
+    majority = "up" if result.baseline_class == 1 else "down"
+    return (
+        f"Test metrics (accuracy, precision, recall, f1, roc_auc) of the chosen "
+        f"{result.model_type}, on the test window {test} ({result.n_test} rows).\n\n"
+        f"`baseline_accuracy`: always predicting the training majority class ({majority}), "
+        "scored on the same test window.\n\n"
+        "The baseline line of `comparison/comparison.png` is another figure: the same rule's "
+        "mean over the walk-forward validation folds, on the training dates."
+    )
 
 
 def log_comparison(comparison: Comparison, folds: int, metric: str) -> Path:
@@ -114,6 +132,10 @@ def log_comparison(comparison: Comparison, folds: int, metric: str) -> Path:
         out / "comparison.png",
         metric=metric,
         baseline=float(table["baseline_accuracy_mean"].iloc[0]) if metric == "accuracy" else None,
+        # Not the run's baseline_accuracy metric, which is scored on the test window.
+        baseline_label=f"majority-class baseline, mean of the {folds} folds",
+        title=f"Candidates: walk-forward {metric} on the training dates",
+        xlabel=f"{metric}, mean of {folds} walk-forward validation folds",
     )
     mlflow.log_artifacts(str(out), artifact_path="comparison")
     mlflow.log_params(

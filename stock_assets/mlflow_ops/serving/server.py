@@ -25,7 +25,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5002
 
 DEPLOY_COMMAND = (
-    "dagster asset materialize --select '*' -m stock_assets.definitions --config-json "
+    "dagster asset materialize --select 'stock_data*' -m stock_assets.definitions --config-json "
     '\'{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}\''
 )
 PROMOTE_COMMAND = "stock-registry promote N"
