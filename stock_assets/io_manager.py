@@ -43,3 +43,10 @@ class AssetFileIOManager(ConfigurableIOManager):
                 f"(no file {stem}.*); materialise it first"
             )
         return read_value(matches[0])
+
+    # The KFP exporter's storage protocol (exporters/kfp/protocols.py): same files, KFP's paths.
+    def dump_to_path(self, context: OutputContext, obj: Any, path: Any) -> None:
+        write_value(path, obj)
+
+    def load_from_path(self, context: InputContext, path: Any) -> Any:
+        return read_value(path)

@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import mlflow
-from dagster import DagsterEventType, Failure, Field, InitResourceContext, Noneable, resource
+from dagster import (
+    DagsterEventType,
+    Failure,
+    Field,
+    InitResourceContext,
+    Noneable,
+    ResourceDefinition,
+)
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
@@ -181,17 +188,17 @@ def pipeline_run_id(kfp_run_id: str, experiment_id: str) -> str:
 
 
 def end_pipeline_run(
-    kfp_run_id: str, succeeded: bool, config: dict[str, Any] | None = None
+    kfp_run_id: str, succeeded: bool, config: dict[str, Any] | None = None, status: str = ""
 ) -> str | None:
-    """End the MLflow run of a KFP run: FINISHED if the pipeline succeeded, else FAILED."""
+    """End the MLflow run of a KFP run: ``status``, else FINISHED if it succeeded, else FAILED."""
     config = config or {}
     tracking_uri = config.get("mlflow_tracking_uri") or default_tracking_uri()
     experiment_id = ensure_experiment(
         tracking_uri, config.get("experiment_name") or EXPERIMENT_NAME
     )
     run_id = os.environ.get("MLFLOW_RUN_ID") or pipeline_run_id(kfp_run_id, experiment_id)
-    status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
-    mlflow.MlflowClient().set_terminated(run_id, status=RunStatus.to_string(status))
+    status = status or RunStatus.to_string(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
+    mlflow.MlflowClient().set_terminated(run_id, status=status)
     return run_id
 
 
@@ -217,11 +224,7 @@ def _author() -> str:
         return "unknown"
 
 
-@resource(
-    config_schema=TRACKING_CONFIG_SCHEMA,
-    description="One MLflow run per Dagster run (dagster-mlflow), ended FINISHED or FAILED.",
-)
-def mlflow_tracking(context: InitResourceContext) -> Iterator[PipelineMlFlow]:
+def _mlflow_tracking(context: InitResourceContext) -> Iterator[PipelineMlFlow]:
     """dagster-mlflow's tracking resource with a default local store and a reliable run end."""
     config: dict[str, Any] = dict(context.resource_config)
     config["mlflow_tracking_uri"] = config.get("mlflow_tracking_uri") or default_tracking_uri()
@@ -231,3 +234,17 @@ def mlflow_tracking(context: InitResourceContext) -> Iterator[PipelineMlFlow]:
         yield tracker
     finally:
         tracker.finish()
+
+
+class _TrackingResourceDefinition(ResourceDefinition):
+    """The resource definition, with the KFP exporter's end-of-run hook (its tracking protocol)."""
+
+    def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
+        return end_pipeline_run(kfp_run_id, succeeded=status == "FINISHED", status=status)
+
+
+mlflow_tracking = _TrackingResourceDefinition(
+    resource_fn=_mlflow_tracking,
+    config_schema=TRACKING_CONFIG_SCHEMA,
+    description="One MLflow run per Dagster run (dagster-mlflow), ended FINISHED or FAILED.",
+)
