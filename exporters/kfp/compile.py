@@ -1,8 +1,12 @@
 """Emitting and validating ``pipeline.yaml`` from a :class:`PipelineGraph`.
 
-Each asset becomes a lightweight component whose body is three lines of generated Python: it
+Each asset becomes a lightweight component whose body is a few lines of generated Python: it
 imports :mod:`exporters.kfp.runtime` (shipped in the project's image) and materialises that one
 asset. Only this thin body is generated; the asset logic stays in the project.
+
+No cached task takes a per-run input: the KFP backend's cache key includes every input value
+(``backend/src/v2/cacheutils/cache.go``), so the run id reaches the tasks through the pod label
+``pipeline/runid`` as an environment variable instead.
 """
 
 from __future__ import annotations
@@ -13,99 +17,128 @@ import textwrap
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from google.protobuf import json_format
 from kfp import compiler, dsl
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from exporters.kfp.graph import AssetTask, PipelineGraph, python_name
+from exporters.kfp.graph import AssetTask, Parameter, PipelineGraph, python_name
+from exporters.kfp.k8s import apply_k8s, use_secret_as_env
+from exporters.kfp.runtime import RUN_ID_ENV, RUN_ID_FIELD_PATH
 
-DEFAULT_IMAGE = "stock-assets:0.1.0"
-EXIT_TASK = "finish_mlflow_run"
-SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+EXIT_TASK = "end_tracking_run"
+RESOLVER_TASK = "resolve_scheduled_dates"
+SCHEDULED_INPUT = "scheduled_values"
 PRELUDE = "from kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n"
+TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     """How the pipeline is emitted; none of these change what the tasks compute."""
 
-    image: str = DEFAULT_IMAGE
+    image: str
     pipeline_name: str = ""
     mlflow_tracking_uri: str | None = None
     mlflow_secret: str | None = None
+    mlflow_secret_keys: tuple[str, ...] = ()
     disable_caching: bool = False
 
 
-def component_source(task: AssetTask, module: str) -> str:
+def _annotation(parameter: Parameter) -> str:
+    return f"Optional[{parameter.type_name}]" if parameter.optional else parameter.type_name
+
+
+def component_source(task: AssetTask, module: str, scheduled: set[str]) -> str:
     """The generated Python function for one asset's component."""
     params = [f"{python_name(up)}: Input[{task.upstream_types[up]}]" for up in task.upstream]
     params.append(f"{_output_name(task)}: Output[{task.artifact_type}]")
     if task.metrics_field:
         params.append("metrics: Output[Metrics]")
-    params.append("kfp_run_id: str")
-    params += [f"{p.name}: {p.type_name} = {p.default!r}" for p in task.parameters]
+    own = [p for p in task.parameters if p.name not in scheduled]
+    fed = {p.name: p.field for p in task.parameters if p.name in scheduled}
+    if fed:
+        params.append(f"{SCHEDULED_INPUT}: str")
+    params += [f"{p.name}: {_annotation(p)} = {p.default!r}" for p in own]
     returns = " -> bool" if task.gate_field else ""
     inputs = ", ".join(f"{up!r}: {python_name(up)}.path" for up in task.upstream)
-    config = ", ".join(f"{p.field!r}: {p.name}" for p in task.parameters)
+    config = ", ".join(f"{p.field!r}: {p.name}" for p in own)
     doc = task.description or task.asset
     if task.check_names:
         doc += f"\n\nAsset checks run in this task: {', '.join(task.check_names)}."
+    extra = f"\n    scheduled={fed!r},\n    scheduled_values={SCHEDULED_INPUT}," if fed else ""
     body = f"""
         def {task.function_name}({", ".join(params)}){returns}:
             {doc!r}
-            from exporters.kfp.runtime import materialize_asset
+            from exporters.kfp import runtime as _kfp_runtime
 
-            {"return " if task.gate_field else ""}materialize_asset(
+            {"return " if task.gate_field else ""}_kfp_runtime.materialize_asset(
                 module={module!r},
                 asset={task.asset!r},
                 inputs={{{inputs}}},
                 output={_output_name(task)}.path,
                 config={{{config}}},
-                kfp_run_id=kfp_run_id,
                 code_version={task.code_version or ""!r},
                 metrics={"metrics" if task.metrics_field else "None"},
                 metrics_field={task.metrics_field!r},
-                gate_field={task.gate_field!r},
+                gate_field={task.gate_field!r},{textwrap.indent(extra, "        ")}
             )
     """
     return textwrap.dedent(body).lstrip()
 
 
 def exit_source(module: str) -> str:
-    """The exit handler's function: end the KFP run's MLflow run with the pipeline's state."""
+    """The exit handler's function: end the KFP run's tracking run with the pipeline's state."""
     return textwrap.dedent(f'''
-        def {EXIT_TASK}(kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
-            """End this KFP run's MLflow run: FINISHED if the pipeline succeeded, else FAILED."""
-            from exporters.kfp.runtime import finish_pipeline_run
+        def {EXIT_TASK}(status: dsl.PipelineTaskFinalStatus, run_name: str):
+            """End this KFP run's tracking run: FINISHED, FAILED or KILLED from the KFP state."""
+            from exporters.kfp import runtime as _kfp_runtime
 
-            finish_pipeline_run(module={module!r}, kfp_run_id=kfp_run_id, state=status.state)
+            _kfp_runtime.finish_pipeline_run(
+                module={module!r}, state=status.state, run_name=run_name
+            )
+    ''').lstrip()
+
+
+def resolver_source(parameters: list[Parameter]) -> str:
+    """The first task when a schedule feeds dates: resolve recurring-run macros once per run."""
+    args = ", ".join(f"{p.name}: {_annotation(p)}" for p in parameters)
+    values = ", ".join(f"{p.name!r}: {p.name}" for p in parameters)
+    return textwrap.dedent(f'''
+        def {RESOLVER_TASK}({args}) -> str:
+            """Resolve [[ScheduledTime.<layout>]] the backend left to the run's start (UTC)."""
+            import json
+
+            from exporters.kfp import runtime as _kfp_runtime
+
+            return json.dumps(_kfp_runtime.resolve_scheduled_values({{{values}}}), sort_keys=True)
     ''').lstrip()
 
 
 def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
     """The KFP pipeline object for ``graph``."""
     tasks = {t.asset: t for t in graph.tasks}
-    sources = [component_source(t, graph.module) for t in graph.tasks]
-    if graph.uses_mlflow:
+    parameters = graph.parameters
+    scheduled = [p for p in parameters if p.name in set(graph.scheduled_parameters)]
+    sources = [component_source(t, graph.module, {p.name for p in scheduled}) for t in graph.tasks]
+    if graph.uses_tracking:
         sources.append(exit_source(graph.module))
+    if scheduled:
+        sources.append(resolver_source(scheduled))
     functions = _define(f"<kfp components of {graph.module}>", "\n\n".join(sources))
     components = {
         name: dsl.component(fn, base_image=options.image, install_kfp_package=False)
         for name, fn in functions.items()
     }
-    parameters = graph.parameters
     signature = inspect.Signature(
         [
             inspect.Parameter(
                 p.name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
                 default=p.default,
-                annotation={"int": int, "float": float, "str": str, "bool": bool, "list": list}[
-                    p.type_name
-                ],
+                annotation=Optional[TYPES[p.type_name]] if p.optional else TYPES[p.type_name],  # noqa: UP045
             )
             for p in parameters
         ]
@@ -114,13 +147,19 @@ def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
     def pipeline_body(*channels: Any) -> None:
         values = dict(zip([p.name for p in parameters], channels, strict=True))
         with ExitStack() as stack:
-            if graph.uses_mlflow:
-                exit_task = components[EXIT_TASK](kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-                exit_task.set_display_name("end MLflow run")
+            if graph.uses_tracking:
+                exit_task = components[EXIT_TASK](run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+                exit_task.set_display_name("end tracking run")
                 exit_task.set_caching_options(False)
-                _configure_env(exit_task, options)
-                stack.enter_context(dsl.ExitHandler(exit_task, name="mlflow-run"))
-            _emit(graph, tasks, components, values, options)
+                _configure_env(exit_task, graph, options)
+                stack.enter_context(dsl.ExitHandler(exit_task, name="tracking-run"))
+            fed = None
+            if scheduled:
+                resolver = components[RESOLVER_TASK](**{p.name: values[p.name] for p in scheduled})
+                resolver.set_display_name("resolve scheduled date")
+                resolver.set_caching_options(False)
+                fed = resolver.output
+            _emit(graph, tasks, components, values, fed, options)
 
     pipeline_body.__signature__ = signature  # type: ignore[attr-defined]
     pipeline_body.__name__ = pipeline_name(graph, options).replace("-", "_")
@@ -135,6 +174,7 @@ def _emit(
     tasks: dict[str, AssetTask],
     components: dict[str, Any],
     values: dict[str, Any],
+    fed: Any,
     options: ExportOptions,
 ) -> None:
     """Create the tasks in topological order, each inside the dsl.If blocks it depends on."""
@@ -154,24 +194,30 @@ def _emit(
             block.__enter__()
             open_blocks.append((gate, block))
         for task in groups[chain]:
-            created[task.asset] = _make_task(task, tasks, components, created, values, options)
+            created[task.asset] = _make_task(
+                task, graph, tasks, components, created, values, fed, options
+            )
     while open_blocks:
         open_blocks.pop()[1].__exit__(None, None, None)
 
 
 def _make_task(
     task: AssetTask,
+    graph: PipelineGraph,
     tasks: dict[str, AssetTask],
     components: dict[str, Any],
     created: dict[str, Any],
     values: dict[str, Any],
+    fed: Any,
     options: ExportOptions,
 ) -> Any:
     kwargs: dict[str, Any] = {
         python_name(up): created[up].outputs[_output_name(tasks[up])] for up in task.upstream
     }
-    kwargs.update({p.name: values[p.name] for p in task.parameters})
-    kwargs["kfp_run_id"] = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    scheduled = set(graph.scheduled_parameters)
+    kwargs.update({p.name: values[p.name] for p in task.parameters if p.name not in scheduled})
+    if any(p.name in scheduled for p in task.parameters):
+        kwargs[SCHEDULED_INPUT] = fed
     kfp_task = components[task.function_name](**kwargs)
     for dep in task.order_only:
         kfp_task.after(created[dep])
@@ -179,31 +225,24 @@ def _make_task(
     kfp_task.set_caching_options(bool(task.code_version) and not options.disable_caching)
     if task.retry:
         kfp_task.set_retry(**{k: v for k, v in task.retry.items() if v is not None})
-    setters = {
-        ("requests", "cpu"): kfp_task.set_cpu_request,
-        ("requests", "memory"): kfp_task.set_memory_request,
-        ("limits", "cpu"): kfp_task.set_cpu_limit,
-        ("limits", "memory"): kfp_task.set_memory_limit,
-    }
-    for section, amounts in task.k8s_resources.items():
-        for resource_name, amount in amounts.items():
-            setters[(section, resource_name)](amount)
-    _configure_env(kfp_task, options)
+    apply_k8s(kfp_task, task.k8s)
+    _configure_env(kfp_task, graph, options)
     return kfp_task
 
 
-def _configure_env(kfp_task: Any, options: ExportOptions) -> None:
+def _configure_env(kfp_task: Any, graph: PipelineGraph, options: ExportOptions) -> None:
+    """Tracking URI, credentials from the secret, and the run id from the pod's label."""
     if options.mlflow_tracking_uri:
         kfp_task.set_env_variable("MLFLOW_TRACKING_URI", options.mlflow_tracking_uri)
     if options.mlflow_secret:
+        use_secret_as_env(
+            kfp_task, options.mlflow_secret, {key: key for key in options.mlflow_secret_keys}
+        )
+    if graph.uses_tracking:
         from kfp import kubernetes
 
-        kubernetes.use_secret_as_env(
-            kfp_task,
-            secret_name=options.mlflow_secret,
-            secret_key_to_env={key: key for key in SECRET_KEYS},
-            optional=True,
-        )
+        # Not an input: the backend's cache key includes input values (cacheutils/cache.go).
+        kubernetes.use_field_path_as_env(kfp_task, RUN_ID_ENV, RUN_ID_FIELD_PATH)
 
 
 def _condition_chains(graph: PipelineGraph) -> dict[str, tuple[str, ...]]:
@@ -249,17 +288,16 @@ def pipeline_name(graph: PipelineGraph, options: ExportOptions) -> str:
 
 
 def compile_pipeline(graph: PipelineGraph, options: ExportOptions, output: Path) -> str:
-    """Compile, validate and write ``output``; return the YAML text."""
+    """Compile, validate and write ``output``; return the YAML text. Nothing is left on error."""
     pipeline = build_pipeline(graph, options)
     tmp = output.with_name(f".{output.stem}.tmp.yaml")
-    compiler.Compiler().compile(pipeline, str(tmp))
-    text = tmp.read_text()
     try:
+        compiler.Compiler().compile(pipeline, str(tmp))
+        text = tmp.read_text()
         validate_pipeline_yaml(text)
-    except Exception:
+        tmp.replace(output)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(output)
     return text
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,10 @@ from typing import Any
 from dagster import AssetsDefinition, Backoff, Config, Definitions
 from dagster._core.definitions.graph_definition import GraphDefinition
 
+from exporters.kfp.k8s import K8sConfigError, K8sSettings, k8s_settings, read_k8s_config
+
 RUN_IF_KEY = "kfp/run_if"
 METRICS_KEY = "kfp/metrics"
-K8S_CONFIG_TAG = "dagster-k8s/config"
 
 #: Artifact type per Dagster kind; anything else is a generic Artifact.
 ARTIFACT_TYPES = {"pandas": "Dataset", "polars": "Dataset", "scikit-learn": "Model"}
@@ -52,6 +54,7 @@ class Parameter:
     type_name: str  # int | float | str | bool | list
     default: Any
     description: str
+    optional: bool = False  # an `X | None` field: an optional KFP parameter
 
 
 @dataclass
@@ -60,6 +63,7 @@ class AssetTask:
 
     asset: str
     function_name: str
+    op_name: str
     description: str
     upstream: list[str]
     order_only: list[str]  # deps without data (AssetDep): ordering edges
@@ -70,7 +74,7 @@ class AssetTask:
     metrics_field: str = ""
     code_version: str | None = None
     retry: dict[str, Any] | None = None
-    k8s_resources: dict[str, dict[str, str]] = field(default_factory=dict)
+    k8s: K8sSettings = field(default_factory=K8sSettings)
     check_names: list[str] = field(default_factory=list)
     upstream_types: dict[str, str] = field(default_factory=dict)
 
@@ -81,8 +85,13 @@ class PipelineGraph:
 
     module: str
     tasks: list[AssetTask]
-    uses_mlflow: bool
+    tracking_keys: list[str]  # resources of the per-run tracking protocol
     name: str  # the assets' group when they share one, else the module
+    scheduled_parameters: list[str] = field(default_factory=list)  # fed a schedule's date
+
+    @property
+    def uses_tracking(self) -> bool:
+        return bool(self.tracking_keys)
 
     @property
     def parameters(self) -> list[Parameter]:
@@ -119,6 +128,7 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         tasks[name] = AssetTask(
             asset=name,
             function_name=python_name(name),
+            op_name=assets_def.op.name,
             description=(assets_def.descriptions_by_key.get(key) or "").strip(),
             upstream=[p for p in parents if p in loaded],
             order_only=[p for p in parents if p not in loaded],
@@ -127,8 +137,8 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
             run_if=_run_if(metadata, assets_def, name, parents),
             metrics_field=_metadata_text(metadata.get(METRICS_KEY)),
             code_version=assets_def.code_versions_by_key.get(key),
-            retry=_retry(assets_def),
-            k8s_resources=_k8s_resources(assets_def, name),
+            retry=_retry(assets_def, name),
+            k8s=_k8s(assets_def, name, metadata),
             check_names=sorted(
                 c.name
                 for checks in defs.asset_checks or []
@@ -141,22 +151,54 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         if task.run_if:
             tasks[task.run_if[0]].gate_field = task.run_if[1]
     _flatten_parameter_names(list(tasks.values()))
-    for task in tasks.values():
+    _check_names(list(tasks.values()))
+    return PipelineGraph(
+        module=module,
+        tasks=list(tasks.values()),
+        tracking_keys=list(tracking_keys),
+        name=re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-"),
+    )
+
+
+def kfp_name(name: str) -> str:
+    """The name KFP gives a task or component (kfp.dsl.utils.maybe_rename_for_k8s)."""
+    return re.sub("-+", "-", re.sub("[^-0-9a-z]+", "-", name.lower())).strip("-")
+
+
+def _check_names(tasks: list[AssetTask]) -> None:
+    """Refuse two assets with one KFP task name, and argument or parameter name clashes."""
+    by_task: dict[str, str] = {}
+    for task in tasks:
+        other = by_task.setdefault(kfp_name(task.function_name), task.asset)
+        if other != task.asset:
+            raise UnsupportedConstructError(
+                task.asset,
+                f"its KFP task name {kfp_name(task.function_name)!r} is also that of asset "
+                f"{other!r}",
+                "KFP names tasks by lowercasing and replacing '/', '_' and other characters "
+                "with '-': rename one of the assets.",
+            )
+    by_parameter: dict[str, str] = {}
+    for task in tasks:
+        for parameter in task.parameters:
+            other = by_parameter.setdefault(parameter.name, task.asset)
+            if other != task.asset:
+                raise UnsupportedConstructError(
+                    task.asset,
+                    f"its pipeline parameter {parameter.name!r} is also a parameter of "
+                    f"asset {other!r}",
+                    "Rename the config field.",
+                )
+    for task in tasks:
         taken = {python_name(up) for up in task.upstream} | {task.function_name} | RESERVED_NAMES
         clashes = sorted(taken & {p.name for p in task.parameters})
         if clashes:
             raise UnsupportedConstructError(
                 task.asset,
-                f"config field(s) {', '.join(clashes)} named like an upstream asset or a "
-                "reserved argument",
+                f"config field(s) {', '.join(clashes)} named like an upstream asset, the "
+                "asset itself or a generated argument",
                 "Rename the field.",
             )
-    return PipelineGraph(
-        module=module,
-        tasks=list(tasks.values()),
-        uses_mlflow=bool(tracking_keys),
-        name=re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-"),
-    )
 
 
 def _reject_unsupported(assets_def: AssetsDefinition, name: str) -> None:
@@ -181,13 +223,24 @@ def _reject_unsupported(assets_def: AssetsDefinition, name: str) -> None:
         )
 
 
-RESERVED_NAMES = {"kfp_run_id", "metrics"}
+#: Names the generated component code uses itself: never an asset's function or argument name.
+RESERVED_NAMES = {"metrics", "dsl", "kfp", "_kfp_runtime", "scheduled_values", "run_name"}
+
+
+def _generated_namespace() -> set[str]:
+    """Names the generated module binds (its prelude star-imports kfp.dsl and typing)."""
+    import builtins
+    import typing as typing_module
+
+    from kfp import dsl
+
+    return set(dir(dsl)) | set(dir(typing_module)) | set(dir(builtins)) | RESERVED_NAMES
 
 
 def python_name(asset: str) -> str:
     """A Python identifier for an asset key: function, artifact and argument name."""
     name = re.sub(r"\W", "_", asset.replace("/", "__"))
-    if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED_NAMES:
+    if not name.isidentifier() or keyword.iskeyword(name) or name in _generated_namespace():
         name = f"asset_{name}"
     return name
 
@@ -220,7 +273,7 @@ def _config_parameters(assets_def: AssetsDefinition, name: str) -> list[Paramete
         return []
     parameters = []
     for field_name, info in config_class.model_fields.items():
-        annotation = info.annotation
+        annotation, optional = _optional(info.annotation)
         if annotation in PARAM_TYPES:
             type_name = PARAM_TYPES[annotation]
         elif annotation in LIST_TYPES:
@@ -239,9 +292,18 @@ def _config_parameters(assets_def: AssetsDefinition, name: str) -> list[Paramete
             )
         default = info.get_default(call_default_factory=True)
         parameters.append(
-            Parameter(field_name, field_name, type_name, default, info.description or "")
+            Parameter(field_name, field_name, type_name, default, info.description or "", optional)
         )
     return parameters
+
+
+def _optional(annotation: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None`` / ``Optional[X]``, else ``(annotation, False)``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
 
 
 def _flatten_parameter_names(tasks: list[AssetTask]) -> None:
@@ -258,6 +320,7 @@ def _flatten_parameter_names(tasks: list[AssetTask]) -> None:
                 p.type_name,
                 p.default,
                 p.description,
+                p.optional,
             )
             for p in task.parameters
         ]
@@ -290,37 +353,45 @@ def _run_if(
     return asset, field_name
 
 
-def _retry(assets_def: AssetsDefinition) -> dict[str, Any] | None:
+def _retry(assets_def: AssetsDefinition, name: str) -> dict[str, Any] | None:
+    """Dagster's RetryPolicy as KFP's retry policy, or an error where they differ.
+
+    KFP's backend turns the policy into an Argo retryStrategy of whole seconds (it reads
+    ``backoffDuration.seconds``: backend/src/v2/compiler/argocompiler/container.go at 2.14.0)
+    with delay * factor ** n; Dagster's exponential backoff is delay * (2 ** n - 1).
+    """
     policy = assets_def.op.retry_policy
     if policy is None:
         return None
-    factor = {Backoff.EXPONENTIAL: 2.0, Backoff.LINEAR: 1.0, None: None}.get(policy.backoff)
+    if policy.jitter is not None:
+        raise UnsupportedConstructError(
+            name, f"RetryPolicy jitter={policy.jitter.value}", "KFP retries have no jitter."
+        )
+    delay = policy.delay or 0
+    if delay != int(delay):
+        raise UnsupportedConstructError(
+            name,
+            f"RetryPolicy delay={delay} (not whole seconds)",
+            "KFP's backend keeps whole seconds of a retry delay: use an integer delay.",
+        )
+    if policy.backoff is Backoff.LINEAR and policy.max_retries > 1:
+        raise UnsupportedConstructError(
+            name,
+            "RetryPolicy backoff=LINEAR",
+            "KFP backs off by a constant factor: use Backoff.EXPONENTIAL or no backoff.",
+        )
+    factor = 2.0 if policy.backoff is Backoff.EXPONENTIAL else None
     return {
         "num_retries": policy.max_retries,
-        "backoff_duration": f"{int(policy.delay or 0)}s",
+        "backoff_duration": f"{int(delay)}s",
         "backoff_factor": factor,
     }
 
 
-def _k8s_resources(assets_def: AssetsDefinition, name: str) -> dict[str, dict[str, str]]:
-    """CPU/memory from ``dagster-k8s/config`` op tags (the dagster-k8s format) or metadata."""
-    config = assets_def.op.tags.get(K8S_CONFIG_TAG) or dict(
-        assets_def.metadata_by_key.get(assets_def.key, {})
-    ).get(K8S_CONFIG_TAG)
-    if config is None:
-        return {}
-    if isinstance(config, str):
-        import json
-
-        config = json.loads(config)
-    config = getattr(config, "value", getattr(config, "data", config))
-    resources = (config.get("container_config") or {}).get("resources") or {}
-    result: dict[str, dict[str, str]] = {}
-    for section in ("requests", "limits"):
-        for resource_name, amount in (resources.get(section) or {}).items():
-            if resource_name not in ("cpu", "memory"):
-                raise UnsupportedConstructError(
-                    name, f"the k8s resource {section}.{resource_name}", "Only cpu and memory."
-                )
-            result.setdefault(section, {})[resource_name] = str(amount)
-    return result
+def _k8s(assets_def: AssetsDefinition, name: str, metadata: dict[str, Any]) -> K8sSettings:
+    """The asset's ``dagster-k8s/config`` (op tag or metadata) as kfp-kubernetes settings."""
+    config = read_k8s_config(dict(assets_def.op.tags), metadata)
+    try:
+        return k8s_settings(config)
+    except (K8sConfigError, KeyError, TypeError, ValueError) as error:
+        raise UnsupportedConstructError(name, f"dagster-k8s/config: {error}") from error
