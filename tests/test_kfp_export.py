@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.kfp.compile import validate_pipeline_yaml
+from exporters.kfp.compile import SUPPORTED_KFP_SERVERS, validate_pipeline_yaml
 from exporters.kfp.graph import read_graph
 from exporters.kfp.runtime import tracking_resource_keys
 from exporters.kfp.schedule import ScheduleError, dagster_cron_to_kfp, recurring_run_from_schedule
@@ -427,3 +427,15 @@ def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
     assert params["label"] == {"isOptional": True, "parameterType": "STRING"}
     assert params["counts"]["parameterType"] == "LIST"
     assert "isOptional" not in params["scale"] or params["scale"]["defaultValue"] == 1.0
+
+
+def test_readme_installs_a_supported_kfp_server() -> None:
+    """The YAML avoids secretAsEnv.optional (2.15 only), so the README's 2.14 install works."""
+    import re
+
+    from tests.conftest import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    (version,) = re.findall(r"PIPELINE_VERSION=(\d+\.\d+)\.\d+", readme)
+    assert version in SUPPORTED_KFP_SERVERS
+    assert f"Supported KFP servers: {' and '.join(SUPPORTED_KFP_SERVERS)}" in readme

@@ -28,6 +28,8 @@ from exporters.kfp.graph import AssetTask, Parameter, PipelineGraph, python_name
 from exporters.kfp.k8s import apply_k8s, use_secret_as_env
 from exporters.kfp.runtime import RUN_ID_ENV, RUN_ID_FIELD_PATH
 
+#: KFP server versions whose backend source the emitted YAML was checked against.
+SUPPORTED_KFP_SERVERS = ("2.14", "2.15")
 EXIT_TASK = "end_tracking_run"
 RESOLVER_TASK = "resolve_scheduled_dates"
 SCHEDULED_INPUT = "scheduled_values"
