@@ -138,7 +138,7 @@ def test_the_run_id_comes_from_the_pod_label_else_the_local_run_folder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(RUN_ID_ENV, raising=False)
-    assert kfp_run_id("/root/my-pipeline-2026-01-01-00-00-00-000000/task/out") == (
+    assert kfp_run_id("/pipeline-root/my-pipeline-2026-01-01-00-00-00-000000/task/out") == (
         "my-pipeline-2026-01-01-00-00-00-000000"
     )
     assert kfp_run_id(run_name="my-pipeline-x") == "my-pipeline-x"
