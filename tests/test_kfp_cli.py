@@ -215,7 +215,12 @@ class RecordingClient:
         return SimpleNamespace(pipelines=[SimpleNamespace(pipeline_id=pid)] if pid else None)
 
     def upload_pipeline(self, package: str, name: str, namespace: str | None) -> Any:
-        self._call("upload_pipeline", name=name, namespace=namespace)
+        self._call(
+            "upload_pipeline",
+            pipeline_package_path=package,
+            pipeline_name=name,
+            namespace=namespace,
+        )
         self.pipelines[name] = f"p-{len(self.pipelines)}"
         self.versions[self.pipelines[name]] = [(name, "v-0")]
         return SimpleNamespace(pipeline_id=self.pipelines[name])
@@ -228,7 +233,12 @@ class RecordingClient:
         )
 
     def upload_pipeline_version(self, package: str, name: str, pipeline_id: str) -> Any:
-        self._call("upload_pipeline_version", name=name, pipeline_id=pipeline_id)
+        self._call(
+            "upload_pipeline_version",
+            pipeline_package_path=package,
+            pipeline_version_name=name,
+            pipeline_id=pipeline_id,
+        )
         version = f"v-{len(self.versions[pipeline_id])}"
         self.versions[pipeline_id].append((name, version))
         return SimpleNamespace(pipeline_version_id=version)
@@ -243,7 +253,7 @@ class RecordingClient:
         )
 
     def delete_recurring_run(self, recurring_run_id: str) -> None:
-        self._call("delete_recurring_run", id=recurring_run_id)
+        self._call("delete_recurring_run", recurring_run_id=recurring_run_id)
         self.recurring = {k: v for k, v in self.recurring.items() if v != recurring_run_id}
 
     def create_recurring_run(self, **kwargs: Any) -> Any:
@@ -304,6 +314,13 @@ def test_a_second_deploy_adds_a_version_and_replaces_the_recurring_run(tmp_path:
     assert recurring["no_catchup"] is True and recurring["cron_expression"] == "0 0 2 * * *"
     assert recurring["params"] == {"end_date": "[[x]]", "days": 300}
     assert run["job_name"] == "nightly-check" and run["params"] == {"days": 300}
+    # Every recorded call binds to the real kfp.Client method of that name.
+    import inspect
+
+    import kfp
+
+    for method, kwargs in client.calls:
+        inspect.signature(getattr(kfp.Client, method)).bind(None, **kwargs)
     # The same file again: nothing new is uploaded.
     deploy(client, _plan(tmp_path, "two"), log=lambda _: None)
     assert [n for n, _ in client.calls].count("upload_pipeline_version") == 1
