@@ -427,6 +427,10 @@ def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
     assert params["label"] == {"isOptional": True, "parameterType": "STRING"}
     assert params["counts"]["parameterType"] == "LIST"
     assert "isOptional" not in params["scale"] or params["scale"]["defaultValue"] == 1.0
+    # The compiler's header prints every number as a double; ints read as ints there.
+    header = path.read_text().split("components:")[0]
+    assert "#    counts: list [Default: [1, 2]]\n" in header
+    assert "#    scale: float [Default: 1.0]\n" in header
 
 
 def test_readme_installs_a_supported_kfp_server() -> None:

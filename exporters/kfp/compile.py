@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import re
 import textwrap
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -295,12 +296,37 @@ def compile_pipeline(graph: PipelineGraph, options: ExportOptions, output: Path)
     tmp = output.with_name(f".{output.stem}.tmp.yaml")
     try:
         compiler.Compiler().compile(pipeline, str(tmp))
-        text = tmp.read_text()
+        text = defaults_in_header(tmp.read_text(), graph.parameters)
         validate_pipeline_yaml(text)
+        tmp.write_text(text)
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
     return text
+
+
+#: A parameter's line in the YAML's comment header: ``#    <name>: <type> [Default: <value>]``.
+HEADER_DEFAULT = re.compile(r"^(#\s+)(\S+)(: \w+ \[Default: )(.*)\]$")
+
+
+def defaults_in_header(text: str, parameters: list[Parameter]) -> str:
+    """The YAML with each default in its comment header printed as the Config field has it.
+
+    The compiler prints the header from the PipelineSpec, where every number is a protobuf
+    double (kfp/compiler/pipeline_spec_builder.py): ``500.0`` for an int, ``[2.0, 3.0]`` for a
+    list of ints. The spec itself is left as it is (the backend reads numbers as doubles).
+    """
+    defaults = {p.name: p.default for p in parameters}
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        match = HEADER_DEFAULT.match(line)
+        if match and match.group(2) in defaults:
+            value = defaults[match.group(2)]
+            shown = f"'{value}'" if isinstance(value, str) else str(value)
+            lines[index] = f"{match.group(1)}{match.group(2)}{match.group(3)}{shown}]"
+    return "\n".join(lines)
 
 
 def validate_pipeline_yaml(text: str) -> pipeline_spec_pb2.PipelineSpec:
