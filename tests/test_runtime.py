@@ -141,6 +141,9 @@ def test_the_run_id_comes_from_the_pod_label_else_the_local_run_folder(
     assert kfp_run_id("/pipeline-root/my-pipeline-2026-01-01-00-00-00-000000/task/out") == (
         "my-pipeline-2026-01-01-00-00-00-000000"
     )
+    # Inside a ParallelFor, kfp.local nests each iteration's tasks one folder deeper.
+    iteration = "/pipeline-root/my-pipeline-2026-01-01-00-00-00-000000/for-loop-2-iteration-10"
+    assert kfp_run_id(f"{iteration}/task/out") == "my-pipeline-2026-01-01-00-00-00-000000"
     assert kfp_run_id(run_name="my-pipeline-x") == "my-pipeline-x"
     monkeypatch.setenv(RUN_ID_ENV, "3f0c9d2e")
     assert kfp_run_id("/minio/mlpipeline/v2/artifacts/p/3f0c9d2e/task/1/out") == "3f0c9d2e"

@@ -109,7 +109,7 @@ def _check_target(defs: Definitions, graph: PipelineGraph, schedule: ScheduleDef
 def schedule_parameters(schedule: ScheduleDefinition, graph: PipelineGraph) -> dict[str, Any]:
     """The pipeline arguments of each tick: constants, or a ScheduledTime macro for a date."""
     first, second = (_tick_config(schedule, when) for when in SENTINELS)
-    by_op = {(t.op_name, p.field): p for t in graph.tasks for p in t.parameters}
+    by_op = {(t.op_name, p.field): p for t in graph.owners for p in t.parameters}
     arguments: dict[str, Any] = {}
     for key, value in first.items():
         parameter = by_op.get(key)
@@ -141,11 +141,18 @@ def _tick_config(schedule: ScheduleDefinition, when: datetime) -> dict[tuple[str
             f"schedule {schedule.name!r} sets run config {', '.join(extra)}; only ops config "
             "maps to pipeline parameters"
         )
-    return {
-        (op, name): value
-        for op, body in (config.get("ops") or {}).items()
-        for name, value in ((body or {}).get("config") or {}).items()
-    }
+    return _op_config(config.get("ops") or {})
+
+
+def _op_config(ops: dict[str, Any], prefix: str = "") -> dict[tuple[str, str], Any]:
+    """``{(op path, field): value}``; a graph-backed asset's ops nest: ops.<graph>.ops.<op>."""
+    found: dict[tuple[str, str], Any] = {}
+    for op, body in ops.items():
+        path = f"{prefix}{op}"
+        for name, value in ((body or {}).get("config") or {}).items():
+            found[(path, name)] = value
+        found.update(_op_config((body or {}).get("ops") or {}, f"{path}."))
+    return found
 
 
 def _macro(schedule: str, parameter: Parameter, first: Any, second: Any) -> str:
