@@ -424,6 +424,16 @@ def fan_in_list() -> int:
     return _total.alias("fan_in")([_one.alias("a")(), _one.alias("b")()])
 
 
+@op
+def _pair(first: list, second: list) -> int:
+    return len(first) + len(second)
+
+
+@graph_asset
+def two_fan_outs() -> int:
+    return _pair(_items().collect(), _items.alias("more_items")().collect())
+
+
 @op(tags={"kfp/parallelism": "two"})
 def _badly_tagged(n: int) -> int:
     return n
@@ -452,6 +462,7 @@ def unconnected() -> int:
         (fan_in_list, r"asset 'fan_in_list': input 'values' of op 'fan_in' fans in several"),
         (bad_parallelism, r"asset 'bad_parallelism': op '_badly_tagged': 'kfp/parallelism: two'"),
         (unconnected, r"asset 'unconnected': input 'n' of op '_free' is not connected"),
+        (two_fan_outs, r"asset 'two_fan_outs': op '_pair' collects several fan-outs"),
     ],
 )
 def test_what_cannot_be_translated_is_a_clear_error(graph_asset_def: Any, message: str) -> None:

@@ -166,6 +166,17 @@ def analyze_graph(assets_def: AssetsDefinition, asset: str) -> GraphPlan:
         op_node = nodes[node.name]
         for input_def in node.definition.input_defs:
             _read_input(asset, graph, structure, nodes, op_node, node, input_def, asset_inputs)
+        collected = {
+            nodes[i.source].loop if i.kind == COLLECTED else i.source
+            for i in op_node.inputs
+            if i.kind in (COLLECTED, COLLECTED_ITEMS)
+        }
+        if len(collected) > 1:
+            raise UnsupportedConstructError(
+                asset,
+                f"op {node.name!r} collects several fan-outs ({', '.join(sorted(collected))})",
+                "Collect each in its own op.",
+            )
 
     ordered = _emission_order(asset, nodes)
     return GraphPlan(asset=asset, graph_name=graph.name, nodes=ordered)

@@ -496,7 +496,7 @@ def _match_collected(
 def _item_json(asset: str, op: str, key: str, value: Any) -> str:
     """A fan-out item as the JSON KFP passes to each iteration; refuse what JSON would change."""
     try:
-        text = json.dumps({"key": key, "value": value}, sort_keys=True, allow_nan=False)
+        text = json.dumps({"key": key, "value": value}, allow_nan=False)  # keeps key order
         same = json.loads(text)["value"] == value and _same_types(json.loads(text)["value"], value)
     except (TypeError, ValueError):
         same = False
