@@ -60,6 +60,7 @@ def fan_out_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fan_out") / "pipeline.yaml"
     done = export(path, "--module", "tests.graphs.fan_out", MLFLOW_TRACKING_URI="")
     assert done.returncode == 0, done.stderr
+    assert f"wrote {path} (5 tasks, 4 parameters)" in done.stdout  # samples, 3 ops, report
     return path
 
 

@@ -351,7 +351,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     output = Path(args.output)
     compile_pipeline(graph, options, output)
-    print(f"wrote {output} ({len(graph.tasks)} tasks, {len(graph.parameters)} parameters)")
+    print(f"wrote {output} ({len(graph.owners)} tasks, {len(graph.parameters)} parameters)")
     return submit_or_print(args, graph, pipeline_name(graph, options), arguments, recurring)
 
 
