@@ -222,7 +222,11 @@ def _run_ops(module: str, asset: str, inputs: dict[str, Any], root: Path) -> Any
     def run(node: Any, loop_item: str) -> None:
         key = json.loads(loop_item)["key"] if loop_item else None
         item_key = key if node.loop else None
-        ops = {s.source: outputs[(s.source, item_key)] for s in node.inputs if s.kind == "op"}
+        ops = {
+            s.source: outputs[(s.source, item_key if plan.node(s.source).loop else None)]
+            for s in node.inputs
+            if s.kind == "op"
+        }
         collected, plan_items = {}, None
         for source in node.inputs:
             if source.kind in ("collected", "collected_items"):
@@ -258,8 +262,9 @@ def _run_ops(module: str, asset: str, inputs: dict[str, Any], root: Path) -> Any
 
 
 def test_chained_mapped_ops_and_collected_items_run_one_op_at_a_time(tmp_path: Path) -> None:
-    """The runtime alone: an op chain inside a fan-out, the items collected, a second io
-    manager; collected artifacts handed over in reverse are matched by their mapping key."""
+    """The runtime alone: an op chain inside a fan-out reading an op outside it, the items
+    collected, a second io manager; collected artifacts handed over in reverse are matched by
+    their mapping key."""
     numbers = tmp_path / "numbers"
     numbers.write_text(json.dumps([1, 2, 3, 4, 5, 6]))
     value, outputs = _run_ops(

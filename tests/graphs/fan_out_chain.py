@@ -2,7 +2,8 @@
 
 ``numbers`` (an asset) feeds ``totals``, a ``@graph_asset``: ``split`` emits one item per chunk,
 ``square`` then ``offset`` run per item (``.map(square).map(offset)``; ``offset`` reads its
-mapping key and ``numbers``), and ``combine`` collects both the results and the raw items. The
+mapping key and the output of ``measure``, an op outside the fan-out), and ``combine`` collects
+both the results and the raw items. The
 intermediate ops store their outputs through a second io manager (``io_manager_key="memory"``),
 as a project whose asset io manager cannot store op outputs would.
 """
@@ -47,9 +48,14 @@ def square(chunk: list) -> list:
     return [n * n for n in chunk]
 
 
+@op(out=Out(int, io_manager_key="memory"))
+def measure(numbers: list[int]) -> int:
+    return len(numbers)
+
+
 @op(out=Out(dict, io_manager_key="memory"))
-def offset(context: OpExecutionContext, squares: list, numbers: list[int]) -> dict:
-    return {"key": context.get_mapping_key(), "sum": sum(squares) + len(numbers)}
+def offset(context: OpExecutionContext, squares: list, size: int) -> dict:
+    return {"key": context.get_mapping_key(), "sum": sum(squares) + size}
 
 
 @op
@@ -60,7 +66,8 @@ def combine(results: list[dict], chunks: list[list]) -> dict:
 @graph_asset(description="Sums of squares per chunk.")
 def totals(numbers: list[int]) -> dict:
     chunks = split(numbers)
-    results = chunks.map(square).map(lambda squares: offset(squares, numbers))
+    size = measure(numbers)
+    results = chunks.map(square).map(lambda squares: offset(squares, size))
     return combine(results.collect(), chunks.collect())
 
 
