@@ -1,10 +1,11 @@
-"""What a KFP task runs: exactly one asset of a Dagster ``Definitions``, at KFP's artifact paths.
+"""What a KFP task runs: one asset (or one op of a graph-backed asset), at KFP's artifact paths.
 
 The generated components are thin: their body imports this module and calls
-:func:`materialize_asset`. The asset's real code runs through ``dagster.materialize`` on an
-ephemeral instance, with its upstream values loaded from the task's input artifacts and its value
-written to the output artifact, so a KFP run and a Dagster run execute the same functions.
-Blocking asset checks of the asset run in the same task: a failed check fails the task.
+:func:`materialize_asset` (or :func:`materialize_op`). The real code runs through
+``dagster.materialize`` on an ephemeral instance, with its upstream values loaded from the task's
+input artifacts and its value written to the output artifact, so a KFP run and a Dagster run
+execute the same functions. Blocking asset checks of the asset run in the task that produces its
+value: a failed check fails the task.
 
 The project is reached only through the protocols of :mod:`exporters.kfp.protocols`.
 """
