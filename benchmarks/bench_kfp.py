@@ -439,7 +439,7 @@ def run_kfp_local(tmp: Path) -> RunResult:
     package = tmp / "pipeline.yaml"
     exported = run(
         "export for kfp.local",
-        [PYTHON, "-m", "exporters.kfp", "-o", str(package)],
+        [PYTHON, "-m", "exporters.kfp", "-o", str(package), "--allow-local-tracking-uri"],
         env,
         EXPORT_TIMEOUT_S,
     )

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from exporters.kfp.compile import validate_pipeline_yaml
-from exporters.kfp.submit import (
-    CronError,
-    cli_commands,
-    dagster_cron_to_kfp,
-    recurring_run_from_schedule,
-)
+from exporters.kfp.compile import SUPPORTED_KFP_SERVERS, validate_pipeline_yaml
+from exporters.kfp.graph import read_graph
+from exporters.kfp.runtime import tracking_resource_keys
+from exporters.kfp.schedule import ScheduleError, dagster_cron_to_kfp, recurring_run_from_schedule
+from exporters.kfp.submit import Deployment, cli_commands
 from stock_assets.definitions import defs
 from tests.kfp_helpers import all_tasks, export, load_spec
 
@@ -59,7 +57,9 @@ def test_one_task_per_asset_with_the_graph_edges(stock_yaml: Path) -> None:
         for key in graph.toposorted_asset_keys
     }
     assert set(tasks) == set(expected)
-    assert {name: _dependencies(task) for name, task in tasks.items()} == expected
+    resolver = "resolve-scheduled-dates"  # the exporter's own first task (schedule dates)
+    assert {name: _dependencies(task) - {resolver} for name, task in tasks.items()} == expected
+    assert resolver in _dependencies(tasks["stock-data"])
 
 
 def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) -> None:
@@ -117,7 +117,7 @@ def test_artifacts_metrics_caching_and_docs(stock_yaml: Path) -> None:
     executor = spec["deploymentSpec"]["executors"]["exec-model"]["container"]
     assert executor["image"] == "stock-assets:0.1.0"
     source = executor["command"][-1]
-    assert "from exporters.kfp.runtime import materialize_asset" in source
+    assert "from exporters.kfp import runtime as _kfp_runtime" in source
     assert "train_and_evaluate" not in source  # the asset's code is imported, not copied
     assert "pip install" not in " ".join(executor["command"])
 
@@ -201,6 +201,13 @@ def test_help_documents_every_option() -> None:
         "--host",
         "--run",
         "--schedule",
+        "--wait",
+        "--timeout",
+        "--param",
+        "--run-name",
+        "--experiment",
+        "--namespace",
+        "--allow-local-tracking-uri",
     ):
         assert option in done.stdout
 
@@ -208,16 +215,233 @@ def test_help_documents_every_option() -> None:
 def test_cron_conversion_and_recurring_run() -> None:
     assert dagster_cron_to_kfp("0 2 * * *") == "0 0 2 * * *"
     assert dagster_cron_to_kfp("*/15 9-17 * * 1-5") == "0 */15 9-17 * * 1-5"
-    with pytest.raises(CronError, match="5 fields"):
+    with pytest.raises(ScheduleError, match="5 fields"):
         dagster_cron_to_kfp("0 0 2 * * *")
-    recurring = recurring_run_from_schedule(defs, "nightly_retrain")
+    graph = read_graph(defs, "stock_assets.definitions", tracking_resource_keys(defs))
+    recurring = recurring_run_from_schedule(defs, graph, "nightly_retrain")
     assert recurring.cron_expression == "0 0 2 * * *"
-    commands = cli_commands("pipeline.yaml", "stock-prediction", "stock-prediction", recurring)
+    plan = Deployment("pipeline.yaml", "stock-prediction", "v1", "stock-prediction", run=True)
+    commands = cli_commands(Deployment(**{**plan.__dict__, "recurring": recurring}))
     assert any("--cron-expression '0 0 2 * * *'" in c for c in commands)
 
 
 def test_without_host_prints_the_equivalent_commands(tmp_path: Path) -> None:
     done = export(tmp_path / "p.yaml", "--schedule")
     assert done.returncode == 0, done.stderr
-    assert "pipeline create" in done.stdout
+    assert "pipeline create-version" in done.stdout and "pipeline create -p" in done.stdout
     assert "recurring-run create" in done.stdout and "0 0 2 * * *" in done.stdout
+    assert "--no-catchup" in done.stdout  # as --host does: a schedule does not backfill
+    assert "'end_date=[[ScheduledTime.2006-01-02]]'" in done.stdout
+
+
+#: Placeholders the KFP driver resolves to a value unique to the run or task
+#: (backend/src/v2/driver/resolve.go:394-403 at 2.14.0; create/schedule time from 2.16.0).
+PER_RUN_PLACEHOLDERS = (
+    "{{$.pipeline_job_name}}",
+    "{{$.pipeline_job_resource_name}}",
+    "{{$.pipeline_job_uuid}}",
+    "{{$.pipeline_task_name}}",
+    "{{$.pipeline_task_uuid}}",
+    "{{$.pipeline_job_create_time_utc}}",
+    "{{$.pipeline_job_schedule_time_utc}}",
+)
+
+
+def _parameter_sources(spec: dict, dag: dict, inputs: dict, trail: tuple = ()) -> dict:
+    """For every task of ``dag`` (recursively), where each input parameter's value comes from.
+
+    A value is a constant, a root pipeline parameter, or a task output; inside a sub-DAG a
+    component input is traced to what its parent task passed in.
+    """
+    found = {}
+    for name, task in dag.get("tasks", {}).items():
+        sources = {}
+        for param, spec_in in task.get("inputs", {}).get("parameters", {}).items():
+            if "componentInputParameter" in spec_in:
+                sources[param] = inputs.get(spec_in["componentInputParameter"], "root-parameter")
+            elif "runtimeValue" in spec_in:
+                sources[param] = str(spec_in["runtimeValue"]["constant"])
+            else:
+                sources[param] = "task-output"
+        found[name] = (task, sources)
+        component = spec["components"][task["componentRef"]["name"]]
+        if "dag" in component:
+            found.update(_parameter_sources(spec, component["dag"], sources, (*trail, name)))
+    return found
+
+
+def test_no_cached_task_takes_a_per_run_input(stock_yaml: Path) -> None:
+    """The backend's cache key includes every input parameter value
+    (GenerateCacheKey in backend/src/v2/cacheutils/cache.go at 2.14.0): a run-unique input
+    makes every run a cache miss."""
+    spec = load_spec(stock_yaml)
+    tasks = _parameter_sources(spec, spec["root"]["dag"], {})
+    cached = {n: s for n, (t, s) in tasks.items() if t.get("cachingOptions", {}).get("enableCache")}
+    assert {"stock-data", "features"} <= set(cached)
+    for name, sources in cached.items():
+        for param, source in sources.items():
+            assert not any(p in source for p in PER_RUN_PLACEHOLDERS), (name, param, source)
+
+
+def test_the_run_id_comes_from_the_pods_label(stock_yaml: Path) -> None:
+    """The API server labels every pod of a run pipeline/runid=<run id>
+    (backend/src/apiserver/template/v2_template.go:362 and, for recurring runs,
+    backend/src/crd/controller/scheduledworkflow/util/scheduled_workflow.go:181 at 2.14.0 and
+    2.15.0); the driver handles fieldPathAsEnv at 2.14.0 (backend/src/v2/driver/k8s.go:398)."""
+    platform = _platform(stock_yaml)
+    for executor in (
+        "exec-stock-data",
+        "exec-model",
+        "exec-deployed-model",
+        "exec-end-tracking-run",
+    ):
+        assert {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"} in (
+            platform[executor]["fieldPathAsEnv"]
+        )
+
+
+def _platform(path: Path) -> dict:
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+#: KubernetesExecutorConfig and the messages we emit, as in
+#: kubernetes_platform/proto/kubernetes_executor_config.proto at tag 2.14.0 (JSON names). Note
+#: SecretAsEnv has no `optional` there: it appears only at 2.15.0, and the 2.14 driver parses the
+#: config with DiscardUnknown (backend/src/common/util/json.go:72), so it would be dropped.
+K8S_SCHEMA_2_14 = {
+    "": {
+        "secretAsVolume",
+        "secretAsEnv",
+        "pvcMount",
+        "nodeSelector",
+        "podMetadata",
+        "imagePullSecret",
+        "imagePullPolicy",
+        "configMapAsVolume",
+        "configMapAsEnv",
+        "activeDeadlineSeconds",
+        "fieldPathAsEnv",
+        "tolerations",
+        "genericEphemeralVolume",
+        "nodeAffinity",
+        "podAffinity",
+        "enabledSharedMemory",
+        "emptyDirMounts",
+    },
+    "secretAsEnv": {"secretName", "keyToEnv", "secretNameParameter"},
+    "secretAsEnv.keyToEnv": {"secretKey", "envVar"},
+    "nodeSelector": {"labels", "nodeSelectorJson"},
+    "podMetadata": {"labels", "annotations"},
+    "imagePullSecret": {"secretName", "secretNameParameter"},
+    "fieldPathAsEnv": {"name", "fieldPath"},
+    "tolerations": {"key", "operator", "value", "effect", "tolerationSeconds", "tolerationJson"},
+}
+OPAQUE = {"secretNameParameter", "labels", "annotations", "nodeSelectorJson", "tolerationJson"}
+
+
+def _unknown_fields(config: dict, prefix: str = "") -> list[str]:
+    unknown = []
+    for key, value in config.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in K8S_SCHEMA_2_14[prefix]:
+            unknown.append(path)
+        elif key not in OPAQUE and path in K8S_SCHEMA_2_14:
+            for item in value if isinstance(value, list) else [value]:
+                unknown += _unknown_fields(item, path)
+    return unknown
+
+
+def test_kubernetes_config_uses_only_fields_kfp_2_14_knows(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    done = export(
+        path,
+        "--module",
+        "tests.graphs.fan_in",
+        "--mlflow-secret",
+        "mlflow-credentials:MLFLOW_TRACKING_TOKEN",
+    )
+    assert done.returncode == 0, done.stderr
+    platform = _platform(path)
+    for executor, config in platform.items():
+        assert _unknown_fields(config) == [], executor
+    secrets = platform["exec-combined"]["secretAsEnv"]
+    mapped = {(s["secretName"], m["secretKey"]) for s in secrets for m in s["keyToEnv"]}
+    # Only the key the user named: a key missing from the secret would stop the pod on 2.14.
+    assert ("mlflow-credentials", "MLFLOW_TRACKING_TOKEN") in mapped
+    assert ("mlflow-credentials", "MLFLOW_TRACKING_PASSWORD") not in mapped
+
+
+def test_dagster_k8s_config_is_translated_faithfully(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    assert export(path, "--module", "tests.graphs.fan_in").returncode == 0
+    combined = _platform(path)["exec-combined"]
+    assert combined["nodeSelector"]["labels"] == {"pool": "batch"}
+    assert combined["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    ]
+    assert combined["imagePullSecrets" if "imagePullSecrets" in combined else "imagePullSecret"][0][
+        "secretName"
+    ] == ("registry-credentials")
+    assert combined["activeDeadlineSeconds"] == "600"
+    assert combined["podMetadata"]["labels"] == {"team": "ml"}
+    assert {
+        "secretName": "api-keys",
+        "keyToEnv": [{"secretKey": "token", "envVar": "API_TOKEN"}],
+    }.items() <= {**combined["secretAsEnv"][0]}.items()
+    spec = load_spec(path)
+    container = spec["deploymentSpec"]["executors"]["exec-combined"]["container"]
+    assert {"name": "LOG_LEVEL", "value": "debug"} in container["env"]
+    accelerator = container["resources"]["accelerator"]
+    assert accelerator.get("resourceType", accelerator.get("type")) == "nvidia.com/gpu"
+    assert str(accelerator.get("resourceCount", accelerator.get("count"))) == "1"
+
+
+def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: Path) -> None:
+    """KFP 2.14/2.15 leave [[ScheduledTime...]] in a v2 recurring run's parameters (the
+    ScheduledWorkflow controller formats only Argo workflow arguments:
+    backend/src/crd/controller/scheduledworkflow/util/scheduled_workflow.go NewWorkflow and
+    backend/src/common/util/workflow.go OverrideParameters at 2.14.0/2.15.0), so the cached
+    stock-data task takes the date resolved by an uncached first task, not the raw macro."""
+    graph = read_graph(defs, "stock_assets.definitions", tracking_resource_keys(defs))
+    recurring = recurring_run_from_schedule(defs, graph, "nightly_retrain")
+    assert recurring.parameters == {"end_date": "[[ScheduledTime.2006-01-02]]"}
+    tasks = all_tasks(load_spec(stock_yaml))
+    resolver = tasks["resolve-scheduled-dates"]
+    assert resolver.get("cachingOptions", {}).get("enableCache", False) is False
+    source = resolver["inputs"]["parameters"]["end_date"]["componentInputParameter"]
+    assert source in ("end_date", "pipelinechannel--end_date")  # the pipeline parameter
+    stock = tasks["stock-data"]["inputs"]["parameters"]
+    assert "end_date" not in stock
+    assert stock["scheduled_values"]["taskOutputParameter"]["producerTask"] == (
+        "resolve-scheduled-dates"
+    )
+
+
+def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "typed.yaml"
+    done = export(path, "--module", "tests.graphs.typed")
+    assert done.returncode == 0, done.stderr
+    params = load_spec(path)["root"]["inputDefinitions"]["parameters"]
+    assert params["limit"] == {"isOptional": True, "parameterType": "NUMBER_INTEGER"}
+    assert params["label"] == {"isOptional": True, "parameterType": "STRING"}
+    assert params["counts"]["parameterType"] == "LIST"
+    assert "isOptional" not in params["scale"] or params["scale"]["defaultValue"] == 1.0
+    # The compiler's header prints every number as a double; ints read as ints there.
+    header = path.read_text().split("components:")[0]
+    assert "#    counts: list [Default: [1, 2]]\n" in header
+    assert "#    scale: float [Default: 1.0]\n" in header
+
+
+def test_readme_installs_a_supported_kfp_server() -> None:
+    """The YAML avoids secretAsEnv.optional (2.15 only), so the README's 2.14 install works."""
+    import re
+
+    from tests.conftest import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    (version,) = re.findall(r"PIPELINE_VERSION=(\d+\.\d+)\.\d+", readme)
+    assert version in SUPPORTED_KFP_SERVERS
+    assert f"Supported KFP servers: {' and '.join(SUPPORTED_KFP_SERVERS)}" in readme

@@ -8,14 +8,24 @@ import mlflow
 import pandas as pd
 import pytest
 
-from exporters.kfp.runtime import finish_pipeline_run, materialize_asset
+from exporters.kfp.runtime import (
+    RUN_ID_ENV,
+    RunIdError,
+    coerce_config,
+    finish_pipeline_run,
+    format_macros,
+    kfp_run_id,
+    materialize_asset,
+    pipeline_status,
+    read_value,
+    write_value,
+)
 from stock_assets.defs.resources import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_NAME,
     MlflowTracking,
 )
-from stock_assets.defs.storage import read_value
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +38,10 @@ def _runs_tagged(kfp_run_id: str) -> list[mlflow.entities.Run]:
     )
 
 
-def test_tasks_of_one_kfp_run_share_one_mlflow_run(data_dir: Path, tmp_path: Path) -> None:
+def test_tasks_of_one_kfp_run_share_one_mlflow_run(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RUN_ID_ENV, "run-a")  # what the pod label pipeline/runid gives on KFP
     bars = tmp_path / "stock_data"
     materialize_asset(
         module="stock_assets.definitions",
@@ -36,7 +49,6 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(data_dir: Path, tmp_path: Pat
         inputs={},
         output=str(bars),
         config={"days": 120},
-        kfp_run_id="run-a",
     )
     materialize_asset(
         module="stock_assets.definitions",
@@ -44,14 +56,13 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(data_dir: Path, tmp_path: Pat
         inputs={"stock_data": str(bars)},
         output=str(tmp_path / "features"),
         config={},
-        kfp_run_id="run-a",
     )
     (run,) = _runs_tagged("run-a")
     assert run.info.status == "RUNNING"  # left open for the exit handler
     assert run.data.params["data_days"] == "120" and "feature_rows" in run.data.params
     assert isinstance(read_value(tmp_path / "features"), pd.DataFrame)
 
-    finish_pipeline_run(module="stock_assets.definitions", kfp_run_id="run-a", state="FAILED")
+    finish_pipeline_run(module="stock_assets.definitions", state="FAILED")
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
 
 
@@ -61,17 +72,17 @@ def test_an_injected_mlflow_run_id_is_respected(
     experiment_id = MlflowTracking().experiment_id()
     injected = mlflow.MlflowClient().create_run(experiment_id, run_name="platform").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", injected)
+    monkeypatch.setenv(RUN_ID_ENV, "run-b")
     materialize_asset(
         module="stock_assets.definitions",
         asset="stock_data",
         inputs={},
         output=str(tmp_path / "bars"),
         config={"days": 100},
-        kfp_run_id="run-b",
     )
     assert [r.info.run_id for r in _runs_tagged("run-b")] == [injected]  # no second run
     assert mlflow.get_run(injected).data.params["data_days"] == "100"
-    finish_pipeline_run(module="stock_assets.definitions", kfp_run_id="run-b", state="SUCCEEDED")
+    finish_pipeline_run(module="stock_assets.definitions", state="SUCCEEDED")
     assert mlflow.get_run(injected).info.status == "FINISHED"
 
 
@@ -102,3 +113,101 @@ def test_an_existing_experiment_gets_the_experiment_kind_tag(tmp_path: Path) -> 
     assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
     assert MlflowTracking(mlflow_tracking_uri=uri).experiment_id() == old
     assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+#: Every state an exit handler can be given. The backend passes the MLMD execution state of the
+#: exit handler's DAG (backend/src/v2/driver/resolve.go:425 at 2.14.0, :451 at 2.15.0), one of
+#: Execution_State_name in third_party/ml-metadata/go/ml_metadata/metadata_store.pb.go at 2.14.0;
+#: a DAG is set COMPLETE or FAILED (backend/src/v2/metadata/client.go UpdateDAGExecutionsState)
+#: or left RUNNING if it never completed. Upstream's sample
+#: samples/v2/pipeline_with_input_status_state.py asserts 'COMPLETE' on success.
+#: kfp.local passes 'SUCCEEDED' / 'FAILED' (kfp/local/orchestrator, kfp 2.17.3).
+STATES = {
+    "COMPLETE": "FINISHED",
+    "CACHED": "FINISHED",
+    "FAILED": "FAILED",
+    "CANCELED": "KILLED",
+    "RUNNING": "FAILED",
+    "NEW": "FAILED",
+    "UNKNOWN": "FAILED",
+    "SUCCEEDED": "FINISHED",  # kfp.local
+    "CANCELLED": "KILLED",  # pipeline-spec spelling (PipelineStateEnum)
+    "SYSTEM_ERROR": "FAILED",
+    "": "FAILED",
+}
+
+
+@pytest.mark.parametrize(("state", "status"), sorted(STATES.items()))
+def test_every_kfp_state_maps_to_a_tracking_status(state: str, status: str) -> None:
+    assert pipeline_status(state) == status
+    assert pipeline_status(state.lower()) == status
+
+
+@pytest.mark.parametrize(("state", "status"), [("COMPLETE", "FINISHED"), ("CANCELED", "KILLED")])
+def test_the_exit_handler_ends_the_mlflow_run_with_the_backends_state(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, status: str
+) -> None:
+    run_id = f"run-{state.lower()}"
+    monkeypatch.setenv(RUN_ID_ENV, run_id)
+    materialize_asset(
+        module="stock_assets.definitions",
+        asset="stock_data",
+        inputs={},
+        output=str(tmp_path / "bars"),
+        config={"days": 100},
+    )
+    finish_pipeline_run(module="stock_assets.definitions", state=state)
+    (run,) = _runs_tagged(run_id)
+    assert run.info.status == status
+
+
+def test_the_run_id_comes_from_the_pod_label_else_the_local_run_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(RUN_ID_ENV, raising=False)
+    assert kfp_run_id("/pipeline-root/my-pipeline-2026-01-01-00-00-00-000000/task/out") == (
+        "my-pipeline-2026-01-01-00-00-00-000000"
+    )
+    # Inside a ParallelFor, kfp.local nests each iteration's tasks one folder deeper.
+    iteration = "/pipeline-root/my-pipeline-2026-01-01-00-00-00-000000/for-loop-2-iteration-10"
+    assert kfp_run_id(f"{iteration}/task/out") == "my-pipeline-2026-01-01-00-00-00-000000"
+    assert kfp_run_id(run_name="my-pipeline-x") == "my-pipeline-x"
+    monkeypatch.setenv(RUN_ID_ENV, "3f0c9d2e")
+    assert kfp_run_id("/minio/mlpipeline/v2/artifacts/p/3f0c9d2e/task/1/out") == "3f0c9d2e"
+    monkeypatch.setenv(RUN_ID_ENV, "")  # a pod without the label
+    with pytest.raises(RunIdError, match="pipeline/runid"):
+        kfp_run_id("/x/y/z")
+
+
+def test_list_of_ints_reach_dagster_as_ints() -> None:
+    """KFP hands list items over as JSON doubles; Dagster's Int rejects 1.0."""
+    from tests.graphs.typed import numbers
+
+    assert coerce_config(numbers, {"counts": [3.0, 4.0], "limit": None, "scale": 2.0}) == {
+        "counts": [3, 4],
+        "scale": 2.0,
+    }
+
+
+def test_macros_as_the_backend_formats_them() -> None:
+    """backend/src/common/util/parameter_formatter.go at 2.14.0: [[ScheduledTime.<Go layout>]],
+    bare [[ScheduledTime]] = layout 20060102150405, always UTC."""
+    import datetime as dt
+
+    when = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+    assert format_macros("[[ScheduledTime.2006-01-02]]", when) == "2026-03-04"
+    assert format_macros("d=[[ScheduledTime.20060102]]/x", when) == "d=20260304/x"
+    assert format_macros("[[ScheduledTime]]", when) == "20260304050607"
+    assert format_macros("[[CurrentTime.2006-01-02T15:04:05]]", when) == "2026-03-04T05:06:07"
+    assert format_macros("2026-01-01", when) == "2026-01-01"
+
+
+def test_default_storage_is_parquet_or_json_and_never_pickles(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1, 2]})
+    write_value("bars", str(tmp_path / "frame"), frame)
+    pd.testing.assert_frame_equal(read_value(tmp_path / "frame"), frame)
+    write_value("summary", str(tmp_path / "dict"), {"rows": 2})
+    assert read_value(tmp_path / "dict") == {"rows": 2}
+    with pytest.raises(TypeError, match="asset 'model'.*dump_to_path"):
+        write_value("model", str(tmp_path / "model"), object())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dict", "frame"]  # nothing half-written

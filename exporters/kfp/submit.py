@@ -1,112 +1,217 @@
-"""Talking to a KFP cluster: upload, run, and a recurring run from the Dagster schedule.
+"""Talking to a KFP cluster: upload or add a version, run, wait, and replace the recurring run.
 
-No KFP server runs in this project's tests, so this stays thin: the arguments are built by pure
-functions (tested), and the client calls are one line each.
+No KFP server runs in this project's tests, so this stays thin: :func:`deploy` makes one
+``kfp.Client`` call per step and is tested against a client that records the calls; the
+printed ``kfp`` CLI commands (:func:`cli_commands`) do the same steps.
+
+A redeploy is repeatable: the API server refuses a second pipeline of the same name (HTTP 409,
+backend/src/apiserver/storage/pipeline_store.go at 2.14.0), so an existing pipeline gets a new
+version named after the YAML's content; the recurring run of the same name is deleted and
+created again on that version; runs and recurring runs reference the uploaded version.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shlex
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from dagster import Definitions, ScheduleDefinition
+from exporters.kfp.schedule import RecurringRun
 
-
-class CronError(ValueError):
-    """A Dagster cron that has no KFP equivalent."""
-
-
-def dagster_cron_to_kfp(cron: str) -> str:
-    """Dagster's 5-field cron to KFP's 6-field one (seconds first): 0 2 * * * → 0 0 2 * * *."""
-    fields = cron.split()
-    if len(fields) != 5:
-        raise CronError(f"cron {cron!r} must have 5 fields (minute hour day month weekday)")
-    if any(f.startswith("@") for f in fields):
-        raise CronError(f"cron macro {cron!r} is not supported; write the 5 fields")
-    return " ".join(["0", *fields])
+#: Where kfp.Client reads the projected service-account token in a Kubeflow pod.
+SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+#: Terminal run states (backend/api/v2beta1/run.proto RuntimeState, tag 2.14.0).
+FINAL_STATES = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 
 
 @dataclass(frozen=True)
-class RecurringRun:
-    """What KFP needs for a recurring run that mirrors a Dagster schedule."""
+class Deployment:
+    """Everything a deploy does, decided before any call."""
 
-    job_name: str
-    cron_expression: str
-    timezone: str
-    description: str
+    package: str
+    pipeline_name: str
+    version_name: str
+    experiment: str
+    namespace: str | None = None
+    run: bool = False
+    run_name: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    recurring: RecurringRun | None = None
+    wait: bool = False
+    timeout: int = 3600
 
 
-def recurring_run_from_schedule(defs: Definitions, schedule_name: str) -> RecurringRun:
-    """Read the Dagster schedule and convert it for KFP."""
-    schedule = defs.get_schedule_def(schedule_name)
-    if not isinstance(schedule, ScheduleDefinition) or not isinstance(schedule.cron_schedule, str):
-        raise CronError(f"schedule {schedule_name!r} needs a single cron string")
-    timezone = schedule.execution_timezone or "UTC"
-    if timezone != "UTC":
-        raise CronError(
-            f"schedule {schedule_name!r} runs in {timezone}; KFP recurring runs use the "
-            "cluster's time zone (UTC): convert the cron to UTC first"
-        )
-    return RecurringRun(
-        job_name=schedule_name,
-        cron_expression=dagster_cron_to_kfp(schedule.cron_schedule),
-        timezone=timezone,
-        description=schedule.description or f"From the Dagster schedule {schedule_name}",
+def version_name(pipeline_name: str, package: str | Path) -> str:
+    """A version name that changes with the YAML's content and only with it."""
+    digest = hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]
+    return f"{pipeline_name}-{digest}"
+
+
+def client_kwargs(host: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``kfp.Client`` arguments: the host, and in a Kubeflow pod its service-account token."""
+    env = os.environ if environ is None else environ
+    token_path = env.get(SA_TOKEN_ENV) or SA_TOKEN_PATH
+    kwargs: dict[str, Any] = {"host": host}
+    if env.get(SA_TOKEN_ENV) or Path(token_path).is_file():
+        from kfp.client import ServiceAccountTokenVolumeCredentials
+
+        kwargs["credentials"] = ServiceAccountTokenVolumeCredentials(path=token_path)
+    return kwargs
+
+
+def _by_name(name: str) -> str:
+    return json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
     )
 
 
-def cli_commands(
-    package: str, pipeline_name: str, experiment: str, recurring: RecurringRun | None
-) -> list[str]:
-    """The ``kfp`` CLI commands equivalent to ``--host URL --run --schedule``."""
-    q = shlex.quote
-    commands = [
-        f"kfp --endpoint $KFP_HOST pipeline create -p {q(pipeline_name)} {q(package)}",
-        f"kfp --endpoint $KFP_HOST run create -e {q(experiment)} -r {q(pipeline_name)}-run "
-        f"-f {q(package)}",
-    ]
-    if recurring:
-        commands.append(
-            f"kfp --endpoint $KFP_HOST recurring-run create --experiment-name {q(experiment)} "
-            f"--job-name {q(recurring.job_name)} --cron-expression {q(recurring.cron_expression)} "
-            f"--pipeline-package-path {q(package)}"
-        )
-    return commands
-
-
-def submit(
-    host: str,
-    package: str,
-    pipeline_name: str,
-    experiment: str,
-    run: bool,
-    recurring: RecurringRun | None,
-    arguments: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """Upload the pipeline and optionally start a run and a recurring run."""
-    import kfp
-
-    client = kfp.Client(host=host)
+def deploy(client: Any, plan: Deployment, log: Callable[[str], None] = print) -> dict[str, str]:
+    """Upload (or add a version), then run and/or replace the recurring run; return the ids."""
     done: dict[str, str] = {}
-    uploaded = client.upload_pipeline(package, pipeline_name=pipeline_name)
-    done["pipeline_id"] = uploaded.pipeline_id
-    experiment_id = client.create_experiment(experiment).experiment_id
-    if run:
-        result = client.create_run_from_pipeline_package(
-            package, arguments=arguments or {}, experiment_name=experiment
+    found = client.list_pipelines(filter=_by_name(plan.pipeline_name), namespace=plan.namespace)
+    pipelines = found.pipelines or []
+    if pipelines:
+        pipeline_id = pipelines[0].pipeline_id
+        versions = client.list_pipeline_versions(pipeline_id, filter=_by_name(plan.version_name))
+        if versions.pipeline_versions:
+            version_id = versions.pipeline_versions[0].pipeline_version_id
+            log(f"pipeline {plan.pipeline_name}: version {plan.version_name} already uploaded")
+        else:
+            version = client.upload_pipeline_version(
+                plan.package, plan.version_name, pipeline_id=pipeline_id
+            )
+            version_id = version.pipeline_version_id
+    else:
+        pipeline_id = client.upload_pipeline(
+            plan.package, plan.pipeline_name, namespace=plan.namespace
+        ).pipeline_id
+        versions = client.list_pipeline_versions(pipeline_id)
+        version_id = versions.pipeline_versions[0].pipeline_version_id
+    done.update(pipeline_id=pipeline_id, version_id=version_id)
+    experiment_id = client.create_experiment(
+        plan.experiment, namespace=plan.namespace
+    ).experiment_id
+    if plan.recurring:
+        recurring = plan.recurring
+        existing = client.list_recurring_runs(
+            experiment_id=experiment_id,
+            namespace=plan.namespace,
+            filter=_by_name(recurring.job_name),
         )
-        done["run_id"] = result.run_id
-    if recurring:
+        for old in existing.recurring_runs or []:
+            client.delete_recurring_run(old.recurring_run_id)
+            log(f"replaced recurring run {recurring.job_name} ({old.recurring_run_id})")
         job = client.create_recurring_run(
             experiment_id=experiment_id,
             job_name=recurring.job_name,
             description=recurring.description,
             cron_expression=recurring.cron_expression,
-            pipeline_package_path=package,
-            params=arguments or {},
+            params={**recurring.parameters, **plan.arguments},
+            pipeline_id=pipeline_id,
+            version_id=version_id,
             no_catchup=True,  # like a Dagster schedule: missed ticks are not backfilled
             enabled=True,
         )
         done["recurring_run_id"] = job.recurring_run_id
+    if plan.run:
+        run = client.run_pipeline(
+            experiment_id=experiment_id,
+            job_name=plan.run_name or plan.pipeline_name,
+            params=plan.arguments,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+        )
+        done["run_id"] = run.run_id
     return done
+
+
+def wait_for_run(
+    client: Any,
+    run_id: str,
+    timeout: float,
+    poll: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """Poll the run until a final state; return it, or ``"TIMEOUT"``."""
+    deadline = clock() + timeout
+    while True:
+        state = str(client.get_run(run_id).state or "").upper()
+        if state in FINAL_STATES:
+            return state
+        if clock() >= deadline:
+            return "TIMEOUT"
+        sleep(min(poll, max(0.0, deadline - clock())))
+
+
+def run_url(host: str, run_id: str) -> str:
+    """The run's page in the KFP UI."""
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def cli_commands(plan: Deployment) -> list[str]:
+    """The ``kfp`` CLI commands (bash) that do what ``--host`` does for ``plan``."""
+    q = shlex.quote
+    kfp = 'kfp --endpoint "$KFP_HOST"'
+    if plan.namespace:
+        kfp += f" --namespace {q(plan.namespace)}"
+
+    def field_of(name: str, first: bool = True) -> str:
+        pick = f'json.load(sys.stdin)[0]["{name}"]' if first else f'json.load(sys.stdin)["{name}"]'
+        return f"python3 -c 'import json,sys; print({pick})'"
+
+    commands = [
+        "# upload: a new version of the existing pipeline, else the pipeline itself",
+        f"{kfp} pipeline create-version -n {q(plan.pipeline_name)} "
+        f"-v {q(plan.version_name)} {q(plan.package)} "
+        f"|| {kfp} pipeline create -p {q(plan.pipeline_name)} {q(plan.package)}",
+    ]
+    if not (plan.run or plan.recurring):
+        return commands
+    commands += [
+        "# the ids of the pipeline and of the version just uploaded",
+        f"PIPELINE_ID=$({kfp} --output json pipeline list "
+        f"--filter {q(_by_name(plan.pipeline_name))} | {field_of('pipeline_id')})",
+        f'VERSION_ID=$({kfp} --output json pipeline list-versions "$PIPELINE_ID" '
+        f"--filter {q(_by_name(plan.version_name))} | {field_of('pipeline_version_id')}) "
+        f'|| VERSION_ID=$({kfp} --output json pipeline list-versions "$PIPELINE_ID" '
+        f"| {field_of('pipeline_version_id')})",
+    ]
+    if plan.recurring:
+        recurring = plan.recurring
+        params = {**recurring.parameters, **plan.arguments}
+        args = "".join(f" {q(f'{k}={_cli_value(v)}')}" for k, v in sorted(params.items()))
+        commands += [
+            "# the recurring run, replacing the one of the same name",
+            f"EXPERIMENT_ID=$({kfp} --output json experiment create {q(plan.experiment)} "
+            f"| {field_of('experiment_id', first=False)})",
+            f"for OLD in $({kfp} --output json recurring-run list --experiment-id "
+            f'"$EXPERIMENT_ID" --filter {q(_by_name(recurring.job_name))} | python3 -c '
+            "'import json,sys; [print(r[\"recurring_run_id\"]) for r in json.load(sys.stdin)]'); "
+            f'do echo y | {kfp} recurring-run delete "$OLD"; done',
+            f'{kfp} recurring-run create --experiment-id "$EXPERIMENT_ID" '
+            f"--job-name {q(recurring.job_name)} --description {q(recurring.description)} "
+            f"--cron-expression {q(recurring.cron_expression)} --no-catchup --enabled "
+            f'--pipeline-id "$PIPELINE_ID" --version-id "$VERSION_ID"{args}',
+        ]
+    if plan.run:
+        args = "".join(f" {q(f'{k}={_cli_value(v)}')}" for k, v in sorted(plan.arguments.items()))
+        commands += [
+            "# a run of that version",
+            f"{kfp} run create -e {q(plan.experiment)} -r {q(plan.run_name or plan.pipeline_name)} "
+            f'-p "$PIPELINE_ID" -v "$VERSION_ID"'
+            + (f" -t {plan.timeout}" if plan.wait else "")
+            + args,
+        ]
+    return commands
+
+
+def _cli_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,6 +1,7 @@
 """A small graph of another shape, to prove the exporter is not tied to the stock graph.
 
-Two roots fan in to ``combined``; one asset has a RetryPolicy and k8s resource hints, one
+Two roots fan in to ``combined``; one asset has a RetryPolicy and a dagster-k8s config (resources,
+a GPU, env, node selector, toleration, pull secret, timeout, pod label), one
 depends on another without reading it, and the configs cover int, float, str and bool fields,
 one of them shared by two assets.
 """
@@ -41,9 +42,25 @@ def right(config: RightConfig) -> pd.DataFrame:
             "container_config": {
                 "resources": {
                     "requests": {"cpu": "250m", "memory": "256Mi"},
-                    "limits": {"memory": "512Mi"},
-                }
-            }
+                    "limits": {"memory": "512Mi", "nvidia.com/gpu": 1},
+                },
+                "env": [
+                    {"name": "LOG_LEVEL", "value": "debug"},
+                    {
+                        "name": "API_TOKEN",
+                        "value_from": {"secret_key_ref": {"name": "api-keys", "key": "token"}},
+                    },
+                ],
+            },
+            "pod_spec_config": {
+                "node_selector": {"pool": "batch"},
+                "tolerations": [
+                    {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+                ],
+                "image_pull_secrets": [{"name": "registry-credentials"}],
+                "active_deadline_seconds": 600,
+            },
+            "pod_template_spec_metadata": {"labels": {"team": "ml"}},
         }
     },
     description="Both sides stacked: the fan-in.",

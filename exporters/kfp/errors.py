@@ -1,0 +1,11 @@
+"""The exporter's one error type for graphs it cannot translate."""
+
+from __future__ import annotations
+
+
+class UnsupportedConstructError(ValueError):
+    """An asset uses something the exporter cannot translate to KFP."""
+
+    def __init__(self, asset: str, construct: str, hint: str = "") -> None:
+        message = f"asset {asset!r}: {construct} cannot be exported to KFP"
+        super().__init__(f"{message}. {hint}".strip() if hint else message)
