@@ -38,7 +38,7 @@ def test_kfp_local_and_dagster_record_the_same_digests(
     mlflow_store: str, data_dir: Path, tmp_path: Path
 ) -> None:
     package = tmp_path / "pipeline.yaml"
-    done = export(package, MLFLOW_TRACKING_URI=mlflow_store)
+    done = export(package, "--allow-local-tracking-uri", MLFLOW_TRACKING_URI=mlflow_store)
     assert done.returncode == 0, done.stderr
     succeeded, run_dir = run_yaml(package, tmp_path / "root")
     assert succeeded
@@ -65,11 +65,10 @@ def test_kfp_local_and_dagster_record_the_same_digests(
     assert set(kfp_inputs) == {"training", "evaluation"}
     for context in kfp_inputs:
         assert kfp_inputs[context][:2] == dagster_inputs[context][:2]  # name (dates), digest
-    # Where each run read the table: KFP names the asset and its run; Dagster, the file.
-    kfp_run_id = kfp_run.data.tags["kfp_run_id"]
+    # Where each run read the table: KFP, the features artifact's URI (the runtime reports it
+    # as input metadata; under kfp.local a path in the run's folder); Dagster, the stored file.
     kfp_stored = kfp_inputs["training"][2]["stored_at"]
-    assert kfp_stored.startswith("asset features of dagster_run_id ")
-    assert kfp_stored.endswith(f"kfp_run_id {kfp_run_id}")
+    assert kfp_stored == str(run_dir / "features" / "features")
     assert dagster_inputs["training"][2]["stored_at"] == str(data_dir / "assets" / "features")
 
     # Both registered versions carry the same features digest.

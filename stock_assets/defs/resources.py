@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from dagster import (
+    BetaWarning,
     ConfigurableResource,
     DagsterEventType,
     Definitions,
@@ -187,15 +189,19 @@ class MlflowTracking(ConfigurableResource):
         with bounded_http_retries():
             mlflow.set_tracking_uri(self.tracking_uri)  # the fluent API (log_model) reads it
             self._run_id = self._find_or_create_run(context)
-            _AttachedRun(
-                context.replace_config(
-                    {
-                        "experiment_name": self.experiment_name,
-                        "mlflow_tracking_uri": self.tracking_uri,
-                        "mlflow_run_id": self._run_id,
-                    }
+            with warnings.catch_warnings():  # dagster-mlflow marks MlFlow beta; used knowingly
+                warnings.filterwarnings(
+                    "ignore", message="Class `MlFlow` is currently in beta", category=BetaWarning
                 )
-            )
+                _AttachedRun(
+                    context.replace_config(
+                        {
+                            "experiment_name": self.experiment_name,
+                            "mlflow_tracking_uri": self.tracking_uri,
+                            "mlflow_run_id": self._run_id,
+                        }
+                    )
+                )
             try:
                 yield self
             finally:
