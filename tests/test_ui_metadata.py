@@ -15,10 +15,10 @@ import pytest
 from dagster import AssetKey
 from PIL import Image
 
+from benchmarks.processes import free_port, group_processes, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.mlflow_ops.serving.server import sqlite_path
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, mlflow_run_for
-from tests.processes import free_port, group_processes, stop_group
 
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
