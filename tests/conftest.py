@@ -10,10 +10,25 @@ from typing import Any
 import mlflow
 import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.definitions import defs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def restore_mlflow_tracking_uri() -> Iterator[None]:
+    """Undo a test's ``mlflow.set_tracking_uri``, which MLflow 3 also writes to
+    ``os.environ["MLFLOW_TRACKING_URI"]``: no test inherits another's store."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_utils._tracking_uri
+    yield
+    tracking_utils._tracking_uri = uri
+    if env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 @pytest.fixture(scope="module")
