@@ -148,6 +148,10 @@ def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
         for asset in ASSETS:
             latest = instance.get_latest_materialization_event(AssetKey(asset))
             assert latest is not None and latest.run_id == run.run_id, asset
-    decision = json.loads((data / "assets" / "deploy_decision.json").read_text())
-    assert decision["deploy"] is True and "champion/challenger is off" in decision["reason"]
-    assert production_version() == decision["registered_version"]
+        decision = instance.get_latest_materialization_event(AssetKey("deploy_decision"))
+        deployed = instance.get_latest_materialization_event(AssetKey("deployed_model"))
+    verdict = decision.asset_materialization.metadata
+    assert verdict["deploy"].value is True
+    assert "champion/challenger is off" in verdict["reason"].value
+    promoted = deployed.asset_materialization.metadata["version"].value
+    assert production_version() == promoted
