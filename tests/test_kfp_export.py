@@ -75,12 +75,18 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     assert set(declared) == set(expected)
     assert {"days", "seed", "model_type", "accuracy_threshold"} <= set(declared)
     for name, default in expected.items():
-        assert declared[name]["defaultValue"] == default, name
+        if default is None:  # an `X | None = None` field: optional, no default in the YAML
+            assert declared[name].get("isOptional") and "defaultValue" not in declared[name], name
+        else:
+            assert declared[name]["defaultValue"] == default, name
+    unset = {"csv_path", "end_date", "n_estimators", "max_depth", "learning_rate", "C", "max_iter"}
+    assert {name for name, default in expected.items() if default is None} == unset
     kinds = {n: p["parameterType"] for n, p in declared.items()}
     assert kinds["days"] == "NUMBER_INTEGER"
     assert kinds["accuracy_threshold"] == "NUMBER_DOUBLE"
     assert kinds["model_type"] == "STRING"
     assert kinds["tickers"] == "LIST"
+    assert kinds["max_depth"] == "NUMBER_INTEGER" and kinds["C"] == "NUMBER_DOUBLE"
 
 
 def test_deploy_runs_under_a_condition_on_the_decision(stock_yaml: Path) -> None:

@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, Output, asset
 
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
-from stock_assets.defs.config import StockDataConfig, optional
+from stock_assets.defs.config import StockDataConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
@@ -21,7 +21,7 @@ def stock_data(
     context: AssetExecutionContext, config: StockDataConfig, mlflow: MlflowTracking
 ) -> Output[pd.DataFrame]:
     """Generate or load the bars, validated before anything is stored."""
-    csv_path, end_date = optional(config, "csv_path"), optional(config, "end_date")
+    csv_path, end_date = config.csv_path, config.end_date
     try:
         if csv_path:
             bars = load_ohlcv_csv(csv_path, end_date=end_date)
