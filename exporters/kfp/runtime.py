@@ -30,9 +30,12 @@ from dagster import (
     ConfigurableResource,
     DagsterInstance,
     Definitions,
+    In,
     InputContext,
     IOManager,
     IOManagerDefinition,
+    OpDefinition,
+    Out,
     OutputContext,
     materialize,
 )
@@ -322,14 +325,55 @@ def materialize_asset(
     if op_config:
         run_config["ops"] = {assets_def.op.name: {"config": op_config}}
 
+    others = [a for a in defs.assets or [] if a is not assets_def]
     materialize(
-        [*(defs.assets or []), *(defs.asset_checks or [])],
+        [*others, without_retries(assets_def), *(defs.asset_checks or [])],
         selection=AssetSelection.assets(key) | AssetSelection.checks_for_assets(key),
         resources=resources,
         run_config=run_config,
         instance=DagsterInstance.ephemeral(),
     )
     return _report(manager.value, metrics, metrics_field, gate_field)
+
+
+def without_retries(assets_def: AssetsDefinition) -> AssetsDefinition:
+    """A copy of an op-backed asset without its RetryPolicy, to run once inside a KFP task.
+
+    The exporter turns the policy into the task's KFP retry policy (``set_retry``), so KFP
+    retries the pod; Dagster would retry in the pod as well, and n retries would become up to
+    (n + 1) ** 2 attempts. The in-process executor's ``retries: disabled`` does not stop them
+    (checked with Dagster 1.13: a failing asset with ``RetryPolicy(max_retries=2)`` still ran
+    twice), hence a copy whose op has no policy.
+    """
+    op_def = assets_def.node_def
+    if not isinstance(op_def, OpDefinition) or op_def.retry_policy is None:
+        return assets_def
+    return AssetsDefinition.dagster_internal_init(
+        **{**assets_def.get_attributes_dict(), "node_def": _op_without_retries(op_def)}
+    )
+
+
+def _op_without_retries(op_def: OpDefinition) -> OpDefinition:
+    """``op_def`` as Dagster copies an op (``OpDefinition.with_replaced_properties``), minus
+    its retry policy."""
+    if op_def.retry_policy is None:
+        return op_def
+    return OpDefinition.dagster_internal_init(
+        compute_fn=op_def.compute_fn,
+        name=op_def.name,
+        ins={input_def.name: In.from_definition(input_def) for input_def in op_def.input_defs},
+        outs={
+            output_def.name: Out.from_definition(output_def) for output_def in op_def.output_defs
+        },
+        description=op_def.description,
+        config_schema=op_def.config_schema,
+        required_resource_keys=op_def.required_resource_keys,
+        tags=op_def.tags,
+        version=None,
+        retry_policy=None,
+        code_version=op_def._version,  # no public getter; as with_replaced_properties reads it
+        pool=op_def.pool,
+    )
 
 
 def _with_scheduled(
@@ -615,8 +659,9 @@ def one_op_graph(
         elif source.kind == COLLECTED_ITEMS:
             fan_out(source.source, entries)
             target[source.name] = DynamicCollectDependencyDefinition(source.source, upstream_output)
+    # No retry_policy on the invocation, none on the op (see without_retries).
     dependencies[NodeInvocation(node.op_def.name, alias=node.name)] = target
-    node_defs = [*definitions.values(), node.op_def]
+    node_defs = [*definitions.values(), _op_without_retries(node.op_def)]
 
     (graph_output,) = graph.output_mappings
     last, last_output = node.name, node.output
