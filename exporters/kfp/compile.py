@@ -198,7 +198,9 @@ def exit_source(module: str) -> str:
 
 def resolver_source(parameters: list[Parameter]) -> str:
     """The first task when a schedule feeds dates: resolve recurring-run macros once per run."""
-    args = ", ".join(f"{p.name}: {_annotation(p)}" for p in parameters)
+    # The pipeline's defaults: an unset optional parameter reaches the task as no value at all
+    # (backend/src/v2/driver/resolve.go at 2.14.0 skips it), so the function's default applies.
+    args = ", ".join(f"{p.name}: {_annotation(p)} = {p.default!r}" for p in parameters)
     values = ", ".join(f"{p.name!r}: {p.name}" for p in parameters)
     return textwrap.dedent(f'''
         def {RESOLVER_TASK}({args}) -> str:

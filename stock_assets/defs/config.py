@@ -86,6 +86,12 @@ class StockDataConfig(Config):
         description="As-of date YYYY-MM-DD ending the window; unset: the days from 2023-01-01.",
     )
 
+    @field_validator("csv_path", "end_date", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty string reads as unset: what the KFP UI sends for a cleared text field."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("days")
     @classmethod
     def _enough_days(cls, days: int) -> int:
