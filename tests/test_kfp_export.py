@@ -231,6 +231,21 @@ def test_cron_conversion_and_recurring_run() -> None:
     assert any("--cron-expression '0 0 2 * * *'" in c for c in commands)
 
 
+def test_an_export_prints_no_warning(tmp_path: Path) -> None:
+    """Dagster's non-deprecated lookups (resolve_schedule_def, resolve_job_def): with every
+    UserWarning an error, the export with its schedule still succeeds, and says no "Warning"."""
+    done = export(
+        tmp_path / "p.yaml",
+        "--schedule",
+        "--mlflow-tracking-uri",
+        "http://mlflow.example:5000",
+        PYTHONWARNINGS="error::UserWarning",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert (tmp_path / "p.yaml").exists()
+
+
 def test_without_host_prints_the_equivalent_commands(tmp_path: Path) -> None:
     done = export(tmp_path / "p.yaml", "--schedule")
     assert done.returncode == 0, done.stderr
@@ -424,6 +439,26 @@ def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: 
     assert stock["scheduled_values"]["taskOutputParameter"]["producerTask"] == (
         "resolve-scheduled-dates"
     )
+
+
+def test_an_unset_optional_parameter_reaches_only_optional_inputs(stock_yaml: Path) -> None:
+    """KFP 2.14 passes an unset optional pipeline parameter as null (argo.go Compile) and the
+    driver skips a null input only when the component declares it optional (resolve.go
+    resolveInputs, both backend/src/v2 at 2.14.0): every component input of such a parameter,
+    the scheduled-date resolver's included, must be optional, or the task fails to start."""
+    spec = load_spec(stock_yaml)
+    root = spec["root"]["inputDefinitions"]["parameters"]
+    unset = {name for name, p in root.items() if p.get("isOptional") and "defaultValue" not in p}
+    assert "end_date" in unset and "csv_path" in unset
+    seen = set()
+    for name, component in spec["components"].items():
+        for param, definition in (
+            component.get("inputDefinitions", {}).get("parameters", {}).items()
+        ):
+            if param in unset:
+                seen.add((name, param))
+                assert definition.get("isOptional") is True, (name, param)
+    assert ("comp-resolve-scheduled-dates", "end_date") in seen
 
 
 def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
