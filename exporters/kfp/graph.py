@@ -489,7 +489,8 @@ def _optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _flatten_parameter_names(tasks: list[AssetTask | OpTask]) -> None:
-    """Flat names as in the seed; prefix with the task only where two tasks share a field."""
+    """Flat names as in the reference pipeline; prefix with the task only where two tasks share
+    a field."""
     counts: dict[str, int] = {}
     for task in tasks:
         for p in task.parameters:
