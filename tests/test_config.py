@@ -69,6 +69,12 @@ def test_defaults_are_valid_and_unset_means_none() -> None:
     assert DeployDecisionConfig(accuracy_threshold=0.0).accuracy_threshold == 0.0
 
 
+def test_a_blank_path_or_date_reads_as_unset() -> None:
+    """What the KFP UI sends for a cleared text field, and what these fields held before None."""
+    data = StockDataConfig(csv_path="", end_date="  ")
+    assert data.csv_path is None and data.end_date is None
+
+
 def test_overrides_are_the_set_fields_this_model_type_takes() -> None:
     config = ModelConfig(model_type="logistic", C=0.5, max_depth=4)
     assert config.hyperparameter_overrides() == {"C": 0.5}  # max_depth is not logistic's
