@@ -23,7 +23,7 @@ def stock_data(
     """Generate or load the bars, validated before anything is stored."""
     csv_path, end_date = config.csv_path, config.end_date
     try:
-        if csv_path:
+        if csv_path is not None:
             bars = load_ohlcv_csv(csv_path, end_date=end_date)
         else:
             bars = generate_gbm(
@@ -32,13 +32,13 @@ def stock_data(
     except DataValidationError as error:
         raise Failure(description=str(error)) from error
 
-    source = f"csv:{csv_path}" if csv_path else "synthetic_gbm"
+    source = f"csv:{csv_path}" if csv_path is not None else "synthetic_gbm"
     mlflow.log_params(
         {
             "data_source": source,
             "data_days": config.days,
             "data_seed": config.seed,
-            "data_tickers": "" if csv_path else ",".join(config.tickers),
+            "data_tickers": "" if csv_path is not None else ",".join(config.tickers),
             "data_end_date": end_date or "",
             "data_rows": len(bars),
         }
