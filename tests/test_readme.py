@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from stock_assets.definitions import defs
+from stock_assets.defs.storage import read_value
 from tests import readme
 from tests.conftest import (
     PROJECT_ROOT,
@@ -132,6 +133,7 @@ def make_dev_home(folder: Path, env: dict[str, str]) -> Path:
     return Path(home)
 
 
+@pytest.mark.slow
 def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
     tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,10 +152,10 @@ def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
     }
     first = run_graph(challenged)
     assert first.success, failure_text(first)
-    assert production_version() == first.output_for_node("model")["registered_version"]
+    assert production_version() == first.output_for_node("model").registered_version
     again = run_graph(challenged)
     decision = again.output_for_node("deploy_decision")
-    assert decision["deploy"] is False and "does not beat production version" in decision["reason"]
+    assert decision.deploy is False and "does not beat production version" in decision.reason
 
     project = tmp_path / "project"
     project.mkdir()
@@ -184,6 +186,6 @@ def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
         for asset in ASSETS:
             latest = instance.get_latest_materialization_event(AssetKey(asset))
             assert latest is not None and latest.run_id == run.run_id, asset
-    decision = json.loads((data / "assets" / "deploy_decision.json").read_text())
-    assert decision["deploy"] is True and "champion/challenger is off" in decision["reason"]
-    assert production_version() == decision["registered_version"]
+    decision = read_value(data / "assets" / "deploy_decision")
+    assert decision.deploy is True and "champion/challenger is off" in decision.reason
+    assert production_version() == decision.registered_version
