@@ -17,8 +17,11 @@ import textwrap
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from tests.kfp_helpers import load_spec
+
+pytestmark = pytest.mark.slow
 
 DEFINITIONS = '''
 """A graph that knows nothing of stock_assets."""

@@ -20,6 +20,8 @@ from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.mlflow_ops.serving.server import sqlite_path
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, mlflow_run_for
 
+pytestmark = pytest.mark.slow
+
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
