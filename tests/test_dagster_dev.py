@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow
 import pytest
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from benchmarks.processes import free_port, stop_group
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
@@ -147,7 +148,9 @@ def _wait(url: str, run_id: str) -> str:
     return status
 
 
-def test_materialize_all_from_the_ui_finishes_one_mlflow_run(dagster_dev) -> None:
+def test_materialize_all_from_the_ui_finishes_one_mlflow_run(
+    dagster_dev, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The launchpad's defaults (nulls for the unset fields) with the README's one change."""
     url, uri = dagster_dev
     config = launchpad_defaults()
@@ -156,6 +159,8 @@ def test_materialize_all_from_the_ui_finishes_one_mlflow_run(dagster_dev) -> Non
     run_id = _launch(url, config)
     assert _wait(url, run_id) == "SUCCESS"
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri sets it too: undone after
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     runs = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

@@ -12,7 +12,7 @@ import pytest
 from exporters.kfp.runtime import read_value as read_artifact
 from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
-from tests.kfp_helpers import executed_tasks, export, run_yaml
+from tests.kfp_helpers import DAGSTER_EQUIVALENT, EVERY_OPTIONAL, executed_tasks, export, run_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +28,6 @@ def pipeline(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert done.returncode == 0, done.stderr
     assert mlflow_store in path.read_text()
     return path
-
-
-#: kfp.local (kfp 2.17.3) cannot leave an optional parameter without a default unset: its
-#: orchestrator reads the missing default as a value (join_user_inputs_and_defaults ->
-#: "Unknown value type") and refuses None as an argument. The backend passes null instead
-#: (test_kfp_export.py). So each local run gives them all: the text fields blank (read as unset),
-#: one named model type with its reference hyperparameters (those of another type are ignored).
-EVERY_OPTIONAL = {
-    "csv_path": "",
-    "end_date": "",
-    "model_type": "random_forest",
-    "n_estimators": 100,
-    "max_depth": 10,
-    "learning_rate": 0.1,
-    "C": 1.0,
-    "max_iter": 1000,
-}
-DAGSTER_EQUIVALENT = {"model_type": "random_forest", "n_estimators": 100, "max_depth": 10}
 
 
 def _kfp_runs() -> list[mlflow.entities.Run]:
