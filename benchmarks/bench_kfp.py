@@ -6,9 +6,7 @@ Two measurements, each in fresh subprocesses of the venv's Python, from the proj
   under, ``python -c "import stock_assets.definitions, kfp"``; interleaved repetitions, one
   untimed warm-up of each. The difference of the medians is the exporter's own cost
   (target: <= 0.5 s).
-* ``run``: the whole pipeline with one model type (:data:`KFP_ARGUMENTS`: kfp.local cannot leave
-  an optional parameter unset, and the hyperparameter fields apply only to a named type; the
-  Dagster runs get the same config, :data:`DAGSTER_CONFIG`), run by ``dagster asset materialize
+* ``run``: the whole pipeline with its default parameters, run by ``dagster asset materialize
   --select '*'`` (multiprocess executor, as from a user's shell), by ``dagster.materialize`` in
   one process (in-process executor, for reference) and by kfp.local (SubprocessRunner) from the
   exported YAML. Every run gets fresh temporary directories (DAGSTER_HOME, data directory,
@@ -63,30 +61,10 @@ def dump_events(instance, run_id):
     print({EVENTS_MARKER!r} + json.dumps(rows), flush=True)
 """
 
-#: kfp.local's arguments: every optional parameter given (kfp 2.17.3's local orchestrator reads
-#: a missing one as an unknown value), text fields blank (read as unset), one model type.
-KFP_ARGUMENTS = {
-    "csv_path": "",
-    "end_date": "",
-    "model_type": "random_forest",
-    "n_estimators": 100,
-    "max_depth": 10,
-    "learning_rate": 0.1,
-    "C": 1.0,
-    "max_iter": 1000,
-}
-#: The same run config for the Dagster runs (other types' hyperparameters are ignored anyway).
-DAGSTER_CONFIG = {
-    "ops": {
-        "model": {"config": {"model_type": "random_forest", "n_estimators": 100, "max_depth": 10}}
-    }
-}
-
 # The in-process run: dagster.materialize on an ephemeral instance, then its event log.
 IN_PROCESS_CODE = (
     _DUMP_EVENTS
     + f"""
-import json
 import sys
 from dagster import DagsterInstance, materialize
 from {MODULE} import defs
@@ -95,7 +73,6 @@ instance = DagsterInstance.ephemeral()
 result = materialize(
     [*defs.assets, *defs.asset_checks],
     resources=defs.resources,
-    run_config=json.loads(sys.argv[1]),
     instance=instance,
     raise_on_error=False,
 )
@@ -118,12 +95,11 @@ with DagsterInstance.get() as instance:
 
 # The kfp.local run of an exported YAML: argv = [package, pipeline_root].
 KFP_LOCAL_CODE = """
-import json
 import sys
 from kfp import components, local
 
 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[2])
-components.load_component_from_file(sys.argv[1])(**json.loads(sys.argv[3]))
+components.load_component_from_file(sys.argv[1])()
 """
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -446,7 +422,6 @@ def run_dagster_cli(tmp: Path) -> RunResult:
     """``dagster asset materialize --select '*'``, then its event log from DAGSTER_HOME."""
     env = bench_env(tmp)
     cmd = [DAGSTER, "asset", "materialize", "--select", "*", "-m", MODULE]
-    cmd += ["--config-json", json.dumps(DAGSTER_CONFIG)]
     timed = run(CLI, cmd, env, RUN_TIMEOUT_S)
     events = events_from(run("read CLI event log", [PYTHON, "-c", READ_CLI_EVENTS_CODE], env, 300))
     return dagster_run(CLI, timed, events)
@@ -454,8 +429,7 @@ def run_dagster_cli(tmp: Path) -> RunResult:
 
 def run_dagster_in_process(tmp: Path) -> RunResult:
     """``dagster.materialize`` of every asset and check in one fresh process."""
-    cmd = [PYTHON, "-c", IN_PROCESS_CODE, json.dumps(DAGSTER_CONFIG)]
-    timed = run(IN_PROCESS, cmd, bench_env(tmp), RUN_TIMEOUT_S)
+    timed = run(IN_PROCESS, [PYTHON, "-c", IN_PROCESS_CODE], bench_env(tmp), RUN_TIMEOUT_S)
     return dagster_run(IN_PROCESS, timed, events_from(timed))
 
 
@@ -470,8 +444,7 @@ def run_kfp_local(tmp: Path) -> RunResult:
         EXPORT_TIMEOUT_S,
     )
     root = tmp / "pipeline_root"
-    cmd = [PYTHON, "-c", KFP_LOCAL_CODE, str(package), str(root), json.dumps(KFP_ARGUMENTS)]
-    timed = run(KFP, cmd, env, RUN_TIMEOUT_S)
+    timed = run(KFP, [PYTHON, "-c", KFP_LOCAL_CODE, str(package), str(root)], env, RUN_TIMEOUT_S)
     result = kfp_run(KFP, timed)
     result.note = f"export beforehand (not included): {fmt(exported.seconds)}"
     return result

@@ -11,24 +11,6 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
-#: kfp.local (kfp 2.17.3) cannot leave an optional parameter without a default unset: its
-#: orchestrator reads the missing default as a value (join_user_inputs_and_defaults ->
-#: "Unknown value type") and refuses None as an argument; the backend passes null instead
-#: (tests/test_kfp_export.py). So a local run of the stock pipeline gives them all: the text
-#: fields blank (read as unset), one named model type with its reference hyperparameters (those
-#: of another type are ignored). DAGSTER_EQUIVALENT is the same model config for a Dagster run.
-EVERY_OPTIONAL = {
-    "csv_path": "",
-    "end_date": "",
-    "model_type": "random_forest",
-    "n_estimators": 100,
-    "max_depth": 10,
-    "learning_rate": 0.1,
-    "C": 1.0,
-    "max_iter": 1000,
-}
-DAGSTER_EQUIVALENT = {"model_type": "random_forest", "n_estimators": 100, "max_depth": 10}
-
 
 def export(output: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m exporters.kfp -o output *args`` from the project root."""

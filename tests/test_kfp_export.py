@@ -75,8 +75,10 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     assert set(declared) == set(expected)
     assert {"days", "seed", "model_type", "accuracy_threshold"} <= set(declared)
     for name, default in expected.items():
-        if default is None:  # an `X | None = None` field: optional, no default in the YAML
-            assert declared[name].get("isOptional") and "defaultValue" not in declared[name], name
+        if default is None:  # an `X | None = None` field: a STRING whose default "" = unset
+            assert declared[name]["defaultValue"] == "", name
+            assert declared[name]["parameterType"] == "STRING", name
+            assert "blank = unset" in declared[name]["description"], name
         else:
             assert declared[name]["defaultValue"] == default, name
     unset = {"csv_path", "end_date", "n_estimators", "max_depth", "learning_rate", "C", "max_iter"}
@@ -86,7 +88,9 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     assert kinds["accuracy_threshold"] == "NUMBER_DOUBLE"
     assert kinds["model_type"] == "STRING"
     assert kinds["tickers"] == "LIST"
-    assert kinds["max_depth"] == "NUMBER_INTEGER" and kinds["C"] == "NUMBER_DOUBLE"
+    assert kinds["cv_folds"] == "NUMBER_INTEGER" and kinds["test_size"] == "NUMBER_DOUBLE"
+    assert declared["max_depth"]["description"].endswith("(integer; blank = unset)")
+    assert declared["C"]["description"].endswith("(number; blank = unset)")
 
 
 def test_deploy_runs_under_a_condition_on_the_decision(stock_yaml: Path) -> None:
@@ -441,39 +445,43 @@ def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: 
     )
 
 
-def test_an_unset_optional_parameter_reaches_only_optional_inputs(stock_yaml: Path) -> None:
-    """KFP 2.14 passes an unset optional pipeline parameter as null (argo.go Compile) and the
-    driver skips a null input only when the component declares it optional (resolve.go
-    resolveInputs, both backend/src/v2 at 2.14.0): every component input of such a parameter,
-    the scheduled-date resolver's included, must be optional, or the task fails to start."""
+def test_every_parameter_has_a_default(stock_yaml: Path) -> None:
+    """The KFP UI (frontend/src/components/NewRunParametersV2.tsx at 2.14.0/2.15.0) shows
+    "Missing parameter." for a parameter without a default and keeps Start grey; kfp.local
+    (kfp 2.17.3) cannot run one left unset. Every parameter, and every component input fed by
+    one (the scheduled-date resolver's included), has a default: the default run needs nothing."""
     spec = load_spec(stock_yaml)
     root = spec["root"]["inputDefinitions"]["parameters"]
-    unset = {name for name, p in root.items() if p.get("isOptional") and "defaultValue" not in p}
-    assert "end_date" in unset and "csv_path" in unset
-    seen = set()
-    for name, component in spec["components"].items():
-        for param, definition in (
-            component.get("inputDefinitions", {}).get("parameters", {}).items()
-        ):
-            if param in unset:
-                seen.add((name, param))
-                assert definition.get("isOptional") is True, (name, param)
-    assert ("comp-resolve-scheduled-dates", "end_date") in seen
+    assert {name for name, p in root.items() if "defaultValue" not in p} == set()
+    assert root["end_date"]["defaultValue"] == root["csv_path"]["defaultValue"] == ""
+    resolver = spec["components"]["comp-resolve-scheduled-dates"]["inputDefinitions"]
+    assert resolver["parameters"]["end_date"] == {
+        "defaultValue": "",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
 
 
-def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
+def test_optional_config_fields_are_blank_means_unset_strings(tmp_path: Path) -> None:
     path = tmp_path / "typed.yaml"
     done = export(path, "--module", "tests.graphs.typed")
     assert done.returncode == 0, done.stderr
     params = load_spec(path)["root"]["inputDefinitions"]["parameters"]
-    assert params["limit"] == {"isOptional": True, "parameterType": "NUMBER_INTEGER"}
-    assert params["label"] == {"isOptional": True, "parameterType": "STRING"}
+    assert params["limit"] == {
+        "defaultValue": "",
+        "description": "integer; blank = unset",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
+    assert params["label"]["defaultValue"] == "" and params["label"]["parameterType"] == "STRING"
+    assert params["label"]["description"] == "text; blank = unset"
     assert params["counts"]["parameterType"] == "LIST"
-    assert "isOptional" not in params["scale"] or params["scale"]["defaultValue"] == 1.0
+    assert params["scale"]["defaultValue"] == 1.0
     # The compiler's header prints every number as a double; ints read as ints there.
     header = path.read_text().split("components:")[0]
     assert "#    counts: list [Default: [1, 2]]\n" in header
     assert "#    scale: float [Default: 1.0]\n" in header
+    assert "#    limit: str [Default: '']\n" in header
 
 
 def test_readme_installs_a_supported_kfp_server() -> None:

@@ -12,7 +12,7 @@ import pytest
 from exporters.kfp.runtime import read_value as read_artifact
 from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
-from tests.kfp_helpers import DAGSTER_EQUIVALENT, EVERY_OPTIONAL, executed_tasks, export, run_yaml
+from tests.kfp_helpers import executed_tasks, export, run_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def _kfp_runs() -> list[mlflow.entities.Run]:
 
 def _run(pipeline: Path, root: Path, **arguments):
     before = {r.info.run_id for r in _kfp_runs()}
-    succeeded, run_dir = run_yaml(pipeline, root, **{**EVERY_OPTIONAL, **arguments})
+    succeeded, run_dir = run_yaml(pipeline, root, **arguments)
     new = [r for r in _kfp_runs() if r.info.run_id not in before]
     assert len(new) == 1, f"expected one MLflow run for the KFP run, got {len(new)}"
     return succeeded, run_dir, new[0]
@@ -86,9 +86,7 @@ def test_approved_run_matches_dagster_and_moves_production(
     assert production_version() == version != before
 
     # Same parameters in Dagster: identical features, equal metrics.
-    dagster = run_graph(
-        {"model": DAGSTER_EQUIVALENT, "deploy_decision": {"accuracy_threshold": 0.0}}
-    )
+    dagster = run_graph({"deploy_decision": {"accuracy_threshold": 0.0}})
     assert dagster.success, failure_text(dagster)
     pd.testing.assert_frame_equal(
         read_value(run_dir / "features" / "features"),

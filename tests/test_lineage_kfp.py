@@ -18,7 +18,7 @@ from stock_assets.core.lineage import frame_digest
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 from tests.conftest import failure_text, mlflow_run_for, run_graph
-from tests.kfp_helpers import DAGSTER_EQUIVALENT, EVERY_OPTIONAL, export, run_yaml
+from tests.kfp_helpers import export, run_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -40,16 +40,13 @@ def test_kfp_local_and_dagster_record_the_same_digests(
     package = tmp_path / "pipeline.yaml"
     done = export(package, "--allow-local-tracking-uri", MLFLOW_TRACKING_URI=mlflow_store)
     assert done.returncode == 0, done.stderr
-    succeeded, run_dir = run_yaml(package, tmp_path / "root", **EVERY_OPTIONAL)
+    succeeded, run_dir = run_yaml(package, tmp_path / "root")
     assert succeeded
     (kfp_run,) = mlflow.search_runs(
         search_all_experiments=True, filter_string="tags.kfp_run_id != ''", output_format="list"
     )
 
-    dagster = run_graph(
-        {"model": DAGSTER_EQUIVALENT},
-        selection=AssetSelection.assets("stock_data", "features", "model"),
-    )
+    dagster = run_graph(selection=AssetSelection.assets("stock_data", "features", "model"))
     assert dagster.success, failure_text(dagster)
     dagster_run = mlflow_run_for(dagster)
 

@@ -299,6 +299,7 @@ def materialize_asset(
     gate_field: str = "",
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
+    parameters: dict[str, str] | None = None,
 ) -> bool:
     """Materialise ``asset`` from ``module``'s Definitions; return its gate value (or True).
 
@@ -308,7 +309,8 @@ def materialize_asset(
     names the boolean a downstream ``dsl.If`` reads. ``code_version`` is only there to be part of
     the task's cache key. ``scheduled`` maps pipeline parameters to config fields whose values
     come resolved, as the JSON ``scheduled_values``, from the run's first task (see
-    :func:`resolve_scheduled_values`).
+    :func:`resolve_scheduled_values`). ``parameters`` names the pipeline parameter of a config
+    field where it differs from the field (for error messages).
     """
     config = _with_scheduled(config, scheduled, scheduled_values)
     defs = load_definitions(module)
@@ -321,7 +323,7 @@ def materialize_asset(
         uris={k: _uri(v) for k, v in inputs.items()},
     )
     resources["io_manager"] = IOManagerDefinition.hardcoded_io_manager(manager)
-    op_config = coerce_config(assets_def, config)
+    op_config = coerce_config(assets_def, config, parameters)
     if op_config:
         run_config["ops"] = {assets_def.op.name: {"config": op_config}}
 
@@ -428,6 +430,7 @@ def materialize_op(
     gate_field: str = "",
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
+    parameters: dict[str, str] | None = None,
 ) -> Any:
     """Run one op of the graph-backed ``asset`` through Dagster; return what its task returns.
 
@@ -482,7 +485,7 @@ def materialize_op(
     )
     for io_manager_key in {"io_manager", node.io_manager_key}:
         resources[io_manager_key] = IOManagerDefinition.hardcoded_io_manager(manager)
-    op_config = coerce_config(node.op_def, config)
+    op_config = coerce_config(node.op_def, config, parameters)
     if op_config:
         run_config["ops"] = {plan.graph_name: {"ops": {op: {"config": op_config}}}}
     others = [a for a in defs.assets or [] if not _defines(a, key)]
@@ -696,22 +699,49 @@ def one_op_graph(
     return cut, frozenset(d.name for d in definitions.values())
 
 
-def coerce_config(definition: Any, config: dict[str, Any]) -> dict[str, Any]:
+class ParameterValueError(ValueError):
+    """A pipeline parameter's text is not a value of its Config field's type."""
+
+
+def coerce_config(
+    definition: Any, config: dict[str, Any], parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Config values as the Config class of an asset (or op definition) types them.
 
-    KFP carries numbers inside lists as JSON doubles (``[1, 2]`` arrives as ``[1.0, 2.0]``), and
-    an unset optional parameter arrives as ``None``: ints are restored and ``None`` left to the
-    field's default.
+    KFP carries numbers inside lists as JSON doubles (``[1, 2]`` arrives as ``[1.0, 2.0]``):
+    ints are restored. An ``X | None`` field arrives as text (exported as a STRING parameter
+    whose default ``""`` means unset): blank (or ``None``) is left to the field's default, other
+    text is parsed as X; text that is not an X raises :class:`ParameterValueError` naming the
+    pipeline parameter (``parameters`` maps a field to it where the names differ).
     """
     op_def = definition.op if isinstance(definition, AssetsDefinition) else definition
     fields = getattr(_config_class(op_def), "model_fields", {})
     coerced = {}
     for name, value in config.items():
+        info = fields.get(name)
+        if info is not None and _is_optional(info.annotation) and _blank(value):
+            continue
         if value is None:
             continue
-        info = fields.get(name)
-        coerced[name] = _coerce(info.annotation, value) if info is not None else value
+        if info is None:
+            coerced[name] = value
+            continue
+        try:
+            coerced[name] = _coerce(info.annotation, value)
+        except ValueError as error:
+            parameter = (parameters or {}).get(name, name)
+            raise ParameterValueError(f"pipeline parameter {parameter!r}: {error}") from None
     return coerced
+
+
+def _is_optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(annotation)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _config_class(op_def: Any) -> Any:
@@ -722,17 +752,35 @@ def _config_class(op_def: Any) -> Any:
         return fn.__annotations__.get("config")
 
 
+#: Text accepted for a bool field exported as a blank-means-unset STRING parameter.
+BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _coerce(annotation: Any, value: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _coerce(inner[0], value) if len(inner) == 1 else value
+    if isinstance(value, str) and annotation in (int, float, bool):
+        return _parse(annotation, value)
     if annotation is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if origin is list and isinstance(value, list):
         (item,) = typing.get_args(annotation) or (Any,)
         return [_coerce(item, v) for v in value]
     return value
+
+
+def _parse(annotation: type, text: str) -> Any:
+    """``text`` as an int, float or bool; ValueError saying what was expected."""
+    stripped = text.strip()
+    try:
+        if annotation is bool:
+            return BOOL_TEXT[stripped.lower()]
+        return annotation(stripped)
+    except (KeyError, ValueError):
+        expected = {int: "an integer", float: "a number", bool: "true or false"}[annotation]
+        raise ValueError(f"expected {expected} (blank = unset), got {text!r}") from None
 
 
 #: A KFP recurring-run macro: [[ScheduledTime.<Go layout>]], [[CurrentTime.<Go layout>]], or bare.

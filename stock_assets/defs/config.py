@@ -1,11 +1,12 @@
 """Run configuration of the assets, with the reference pipeline's defaults.
 
 Each field becomes a Dagster launchpad field and, through the KFP exporter, a pipeline parameter
-of the same name, type and default (an unset ``X | None`` field is an optional parameter). The
-launchpad checks each value's type; the rules below run when the step that reads the config
-starts, before it writes anything. Every validator applies the core's own rule (one function per
-fact, in ``stock_assets.core``) through :func:`config_rule`, so a bad value fails the step with the
-message the core gives a direct caller, as the failure's first line, and the assets rely on it.
+of the same name, type and default (an ``X | None = None`` field is a text parameter whose blank
+default means unset, parsed as X by the exporter's runtime). The launchpad checks each value's
+type; the rules below run when the step that reads the config starts, before it writes anything.
+Every validator applies the core's own rule (one function per fact, in ``stock_assets.core``)
+through :func:`config_rule`, so a bad value fails the step with the message the core gives a
+direct caller, as the failure's first line, and the assets rely on it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class StockDataConfig(Config):
     @field_validator("csv_path", "end_date", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        """An empty string reads as unset: what the KFP UI sends for a cleared text field."""
+        """An empty string reads as unset (as a blank KFP parameter does) in Dagster too."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("days")
