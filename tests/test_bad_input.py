@@ -121,5 +121,11 @@ def test_a_config_error_fails_the_run_before_any_step_writes(
     result = run_graph({"stock_data": {"days": 10}})
     assert not result.success
     assert "days=10 is too small" in failure_text(result)
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    # Shown first: Dagster's line is "<module>.Failure: <message>", with no wrapping cause.
+    assert error.cls_name == "Failure" and error.cause is None
+    assert error.message.split("Failure: ", 1)[1].startswith("days=10 is too small")
+    assert failure.step_failure_data.user_failure_data.description.startswith("days=10")
     assert not (data_dir / "assets").exists()
     assert production_version() == production

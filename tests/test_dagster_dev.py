@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow
 import pytest
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from benchmarks.processes import free_port, stop_group
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
@@ -47,9 +48,10 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """`dagster dev` from the project root, on its own Dagster home, data dir and MLflow store."""
+    tmp_path = tmp_path_factory.mktemp("dagster_dev")
     port = free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -85,30 +87,80 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
-def test_materialize_all_from_the_ui_finishes_one_mlflow_run(dagster_dev) -> None:
-    url, uri = dagster_dev
-    params = {
-        "selector": {
-            "repositoryLocationName": "stock_assets",
-            "repositoryName": "__repository__",
-            "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": [name]} for name in ASSETS],
-        },
-        "mode": "default",
-        "runConfigData": {"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}},
+SELECTOR = {
+    "repositoryLocationName": "stock_assets",
+    "repositoryName": "__repository__",
+    "pipelineName": "__ASSET_JOB",
+    "assetSelection": [{"path": [name]} for name in ASSETS],
+}
+VALID = """
+query Valid($selector: PipelineSelector!, $config: RunConfigData) {
+  isPipelineConfigValid(pipeline: $selector, mode: "default", runConfigData: $config) {
+    __typename
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+STEP_FAILURES = """
+query Failures($id: ID!) {
+  logsForRun(runId: $id) {
+    ... on EventConnection {
+      events { ... on ExecutionStepFailureEvent { stepKey error { className message } } }
     }
+  }
+}
+"""
+
+
+def launchpad_defaults() -> dict[str, Any]:
+    """The run config the launchpad opens with: every Config field at its default, unset
+    (None) ones included, as the UI scaffolds it from the config schema."""
+    from stock_assets.definitions import defs
+
+    ops = {}
+    for key in defs.resolve_asset_graph().toposorted_asset_keys:
+        fn = defs.get_assets_def(key).op.compute_fn.decorated_fn
+        config_class = fn.__annotations__.get("config")
+        if config_class is not None:
+            fields = config_class.model_fields.items()
+            ops[key.to_user_string()] = {
+                "config": {
+                    name: info.get_default(call_default_factory=True) for name, info in fields
+                }
+            }
+    return {"ops": ops}
+
+
+def _launch(url: str, run_config: dict[str, Any]) -> str:
+    params = {"selector": SELECTOR, "mode": "default", "runConfigData": run_config}
     launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
 
+
+def _wait(url: str, run_id: str) -> str:
     deadline = time.monotonic() + 240
     status = "STARTING"
     while status not in ("SUCCESS", "FAILURE", "CANCELED"):
         assert time.monotonic() < deadline, f"run {run_id} still {status}"
         time.sleep(2)
         status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
-    assert status == "SUCCESS"
+    return status
 
+
+def test_materialize_all_from_the_ui_finishes_one_mlflow_run(
+    dagster_dev, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launchpad's defaults (nulls for the unset fields) with the README's one change."""
+    url, uri = dagster_dev
+    config = launchpad_defaults()
+    assert config["ops"]["stock_data"]["config"]["end_date"] is None
+    config["ops"]["deploy_decision"]["config"]["accuracy_threshold"] = 0.0
+    run_id = _launch(url, config)
+    assert _wait(url, run_id) == "SUCCESS"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri sets it too: undone after
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     runs = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -116,3 +168,26 @@ def test_materialize_all_from_the_ui_finishes_one_mlflow_run(dagster_dev) -> Non
     assert runs[0].info.status == "FINISHED"
     version = mlflow.MlflowClient().get_model_version_by_alias("stock-prediction", "production")
     assert str(version.version) == runs[0].data.tags["registered_version"]
+
+
+def test_a_bad_value_fails_its_step_with_the_message_first(dagster_dev) -> None:
+    """The launchpad checks types; a value's rule runs as the step starts, and the UI's step
+    failure reads "Failure: <the message>" (no pydantic or Dagster wrapper in front)."""
+    url, _ = dagster_dev
+    config = launchpad_defaults()
+    config["ops"]["stock_data"]["config"]["days"] = "ten"
+    invalid = _graphql(url, VALID, {"selector": SELECTOR, "config": config})
+    assert invalid["isPipelineConfigValid"]["__typename"] == "RunConfigValidationInvalid"
+    assert "days" in invalid["isPipelineConfigValid"]["errors"][0]["message"]
+
+    config["ops"]["stock_data"]["config"]["days"] = 10
+    valid = _graphql(url, VALID, {"selector": SELECTOR, "config": config})
+    assert valid["isPipelineConfigValid"]["__typename"] == "PipelineConfigValidationValid"
+    run_id = _launch(url, config)
+    assert _wait(url, run_id) == "FAILURE"
+    events = _graphql(url, STEP_FAILURES, {"id": run_id})["logsForRun"]["events"]
+    (failure,) = [e for e in events if e.get("stepKey")]
+    assert failure["stepKey"] == "stock_data"
+    assert failure["error"]["className"] == "Failure"
+    first_line = failure["error"]["message"].splitlines()[0]
+    assert first_line.split("Failure: ", 1)[1].startswith("days=10 is too small"), first_line

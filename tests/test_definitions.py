@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from dagster import DagsterInstance, build_schedule_context, validate_run_config
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.definitions import defs
 from stock_assets.defs.schedules import nightly_retrain
@@ -47,7 +48,9 @@ def test_nightly_schedule_passes_the_tick_date_as_end_date() -> None:
 
 
 @pytest.mark.slow
-def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> None:
+def test_cli_materialize_all_leaves_exactly_one_finished_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`dagster asset materialize --select '*'`: multiprocess, one step per process."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "dagster_home").mkdir()
@@ -64,6 +67,10 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # mlflow.set_tracking_uri also sets $MLFLOW_TRACKING_URI: undone after the test, so no
+    # later test (an export, say) inherits this store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     top_level = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -96,3 +103,7 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(tmp_path: Path) -> 
     assert len(created) == 1, said
     assert len(resumed) == len(steps) - 1 >= 4, said  # every other step resumed the same run
     assert not [m for m in said if "Starting a new mlflow run" in m]
+    (trained,) = [e.user_message for e in logs if "always-majority baseline" in e.user_message]
+    window = run.data.tags["mlflow.note.content"].split("on the test window ")[1].split(" (")[0]
+    assert f"(always-majority baseline on the same test window {window}: " in trained, trained
+    assert f"{run.data.metrics['baseline_accuracy']:.4f}), version " in trained, trained

@@ -75,12 +75,22 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     assert set(declared) == set(expected)
     assert {"days", "seed", "model_type", "accuracy_threshold"} <= set(declared)
     for name, default in expected.items():
-        assert declared[name]["defaultValue"] == default, name
+        if default is None:  # an `X | None = None` field: a STRING whose default "" = unset
+            assert declared[name]["defaultValue"] == "", name
+            assert declared[name]["parameterType"] == "STRING", name
+            assert "blank = unset" in declared[name]["description"], name
+        else:
+            assert declared[name]["defaultValue"] == default, name
+    unset = {"csv_path", "end_date", "n_estimators", "max_depth", "learning_rate", "C", "max_iter"}
+    assert {name for name, default in expected.items() if default is None} == unset
     kinds = {n: p["parameterType"] for n, p in declared.items()}
     assert kinds["days"] == "NUMBER_INTEGER"
     assert kinds["accuracy_threshold"] == "NUMBER_DOUBLE"
     assert kinds["model_type"] == "STRING"
     assert kinds["tickers"] == "LIST"
+    assert kinds["cv_folds"] == "NUMBER_INTEGER" and kinds["test_size"] == "NUMBER_DOUBLE"
+    assert declared["max_depth"]["description"].endswith("(integer; blank = unset)")
+    assert declared["C"]["description"].endswith("(number; blank = unset)")
 
 
 def test_deploy_runs_under_a_condition_on_the_decision(stock_yaml: Path) -> None:
@@ -223,6 +233,21 @@ def test_cron_conversion_and_recurring_run() -> None:
     plan = Deployment("pipeline.yaml", "stock-prediction", "v1", "stock-prediction", run=True)
     commands = cli_commands(Deployment(**{**plan.__dict__, "recurring": recurring}))
     assert any("--cron-expression '0 0 2 * * *'" in c for c in commands)
+
+
+def test_an_export_prints_no_warning(tmp_path: Path) -> None:
+    """Dagster's non-deprecated lookups (resolve_schedule_def, resolve_job_def): with every
+    UserWarning an error, the export with its schedule still succeeds, and says no "Warning"."""
+    done = export(
+        tmp_path / "p.yaml",
+        "--schedule",
+        "--mlflow-tracking-uri",
+        "http://mlflow.example:5000",
+        PYTHONWARNINGS="error::UserWarning",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert (tmp_path / "p.yaml").exists()
 
 
 def test_without_host_prints_the_equivalent_commands(tmp_path: Path) -> None:
@@ -420,19 +445,43 @@ def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: 
     )
 
 
-def test_optional_config_fields_are_optional_parameters(tmp_path: Path) -> None:
+def test_every_parameter_has_a_default(stock_yaml: Path) -> None:
+    """The KFP UI (frontend/src/components/NewRunParametersV2.tsx at 2.14.0/2.15.0) shows
+    "Missing parameter." for a parameter without a default and keeps Start grey; kfp.local
+    (kfp 2.17.3) cannot run one left unset. Every parameter, and every component input fed by
+    one (the scheduled-date resolver's included), has a default: the default run needs nothing."""
+    spec = load_spec(stock_yaml)
+    root = spec["root"]["inputDefinitions"]["parameters"]
+    assert {name for name, p in root.items() if "defaultValue" not in p} == set()
+    assert root["end_date"]["defaultValue"] == root["csv_path"]["defaultValue"] == ""
+    resolver = spec["components"]["comp-resolve-scheduled-dates"]["inputDefinitions"]
+    assert resolver["parameters"]["end_date"] == {
+        "defaultValue": "",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
+
+
+def test_optional_config_fields_are_blank_means_unset_strings(tmp_path: Path) -> None:
     path = tmp_path / "typed.yaml"
     done = export(path, "--module", "tests.graphs.typed")
     assert done.returncode == 0, done.stderr
     params = load_spec(path)["root"]["inputDefinitions"]["parameters"]
-    assert params["limit"] == {"isOptional": True, "parameterType": "NUMBER_INTEGER"}
-    assert params["label"] == {"isOptional": True, "parameterType": "STRING"}
+    assert params["limit"] == {
+        "defaultValue": "",
+        "description": "integer; blank = unset",
+        "isOptional": True,
+        "parameterType": "STRING",
+    }
+    assert params["label"]["defaultValue"] == "" and params["label"]["parameterType"] == "STRING"
+    assert params["label"]["description"] == "text; blank = unset"
     assert params["counts"]["parameterType"] == "LIST"
-    assert "isOptional" not in params["scale"] or params["scale"]["defaultValue"] == 1.0
+    assert params["scale"]["defaultValue"] == 1.0
     # The compiler's header prints every number as a double; ints read as ints there.
     header = path.read_text().split("components:")[0]
     assert "#    counts: list [Default: [1, 2]]\n" in header
     assert "#    scale: float [Default: 1.0]\n" in header
+    assert "#    limit: str [Default: '']\n" in header
 
 
 def test_readme_installs_a_supported_kfp_server() -> None:

@@ -156,6 +156,7 @@ def test_each_op_task_has_its_own_config_resources_retries_and_run_id(fan_out_ya
     )
 
 
+@pytest.mark.slow
 def test_the_fan_out_runs_under_kfp_local_as_in_dagster(
     fan_out_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,8 @@ from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, mark_staging, promote
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
 
+pytestmark = pytest.mark.slow
+
 TEST_SIZE = 0.2
 CHANGED_ROW = 100  # in the training period; Volume enters only 20-day rolling features
 

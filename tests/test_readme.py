@@ -72,6 +72,42 @@ def test_readme_diagram_draws_the_asset_graphs_edges() -> None:
     assert diagram_edges(readme.README.read_text()) == edges
 
 
+def layout_modules(text: str) -> list[str]:
+    """The ``.py`` paths the *Layout* section's tree names, one per line, folders resolved."""
+    (block,) = readme.fenced_blocks(readme.section("Layout", text), "")
+    folders: list[tuple[int, str]] = []  # (indent, path) of the enclosing folders
+    modules = []
+    for line in block.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        indent = len(line) - len(line.lstrip())
+        while folders and folders[-1][0] >= indent:
+            folders.pop()
+        parent = folders[-1][1] if folders else ""
+        if name.endswith("/"):
+            folders.append((indent, parent + name))
+        elif name.endswith(".py"):
+            modules.append(parent + name)
+    return modules
+
+
+PROJECT_PACKAGES = ("stock_assets/", "exporters/")
+
+
+def test_readme_layout_names_every_module_once() -> None:
+    """Every module of the project and the exporter, one line each (package __init__ aside)."""
+    listed = [
+        m for m in layout_modules(readme.README.read_text()) if m.startswith(PROJECT_PACKAGES)
+    ]
+    tree = sorted(
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in PROJECT_PACKAGES
+        for path in (PROJECT_ROOT / folder).rglob("*.py")
+        if path.name != "__init__.py"
+    )
+    assert sorted(listed) == tree
+    assert len(listed) == len(set(listed))
+
+
 def configuration_example() -> tuple[str, dict]:
     """The *Configuration* section's bash block, and the run config its command passes."""
     (block,) = readme.fenced_blocks(readme.section("Configuration"))
@@ -96,6 +132,7 @@ def make_dev_home(folder: Path, env: dict[str, str]) -> Path:
     return Path(home)
 
 
+@pytest.mark.slow
 def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
     tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

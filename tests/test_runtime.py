@@ -10,6 +10,7 @@ import pytest
 
 from exporters.kfp.runtime import (
     RUN_ID_ENV,
+    ParameterValueError,
     RunIdError,
     coerce_config,
     finish_pipeline_run,
@@ -187,6 +188,48 @@ def test_list_of_ints_reach_dagster_as_ints() -> None:
         "counts": [3, 4],
         "scale": 2.0,
     }
+
+
+def test_optional_fields_arrive_as_text_and_reach_dagster_typed(tmp_path: Path) -> None:
+    """An `X | None = None` field is a STRING parameter whose default "" means unset: a blank
+    reaches the asset as None, other text as X, in a real Dagster run."""
+    output = tmp_path / "numbers"
+    materialize_asset(
+        module="tests.graphs.typed",
+        asset="numbers",
+        inputs={},
+        output=str(output),
+        config={"counts": [3.0], "limit": " 2 ", "label": ""},
+    )
+    assert read_value(output) == {"counts": [3], "limit": 2, "label": None}
+
+
+def test_a_bad_optional_value_fails_before_dagster_runs(tmp_path: Path) -> None:
+    output = tmp_path / "numbers"
+    message = "pipeline parameter 'numbers_limit': expected an integer (blank = unset), got 'abc'"
+    with pytest.raises(ParameterValueError) as raised:
+        materialize_asset(
+            module="tests.graphs.typed",
+            asset="numbers",
+            inputs={},
+            output=str(output),
+            config={"limit": "abc"},
+            parameters={"limit": "numbers_limit"},  # the name a clash would give it
+        )
+    assert str(raised.value) == message
+    assert not output.exists()  # nothing written for the failed step
+
+
+def test_optional_text_is_parsed_as_the_field_type() -> None:
+    from tests.graphs.typed import numbers
+
+    assert coerce_config(numbers, {"limit": "7", "label": "x", "scale": 2.0}) == {
+        "limit": 7,
+        "label": "x",
+        "scale": 2.0,
+    }
+    with pytest.raises(ParameterValueError, match=r"'limit': expected an integer .* got '1.5'"):
+        coerce_config(numbers, {"limit": "1.5"})
 
 
 def test_macros_as_the_backend_formats_them() -> None:

@@ -240,6 +240,7 @@ def assert_same_answers(answer: dict[str, Any], expected: pd.DataFrame) -> None:
     np.testing.assert_allclose(served["probability_up"], expected["probability_up"], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_registered_version_documents_inputs_and_outputs_without_a_signature(deployed) -> None:
     """No signature accepts both request forms, so the production version documents its schema
     in its description and in the MLmodel's metadata; its logged model names the version."""
@@ -342,6 +343,7 @@ def test_malformed_requests_get_a_400_and_the_server_keeps_serving(
     assert_same_answers(answer, expected.head(1))
 
 
+@pytest.mark.slow
 def test_readme_serving_examples_run_verbatim_and_answer_what_it_shows(server) -> None:
     """Every ``curl`` of the README's *Serving* section, run by bash exactly as printed, except
     that the README's address 127.0.0.1:5002 becomes this test's server (a free port), answers

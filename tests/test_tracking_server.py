@@ -233,6 +233,7 @@ def test_kfp_pipeline_is_recorded_on_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult, tmp_path: Path
 ) -> None:
     package = tmp_path / "pipeline.yaml"
+    # A loopback server: fine for kfp.local, which runs the tasks on this machine.
     done = export(package, "--allow-local-tracking-uri", MLFLOW_TRACKING_URI=server.url)
     assert done.returncode == 0, done.stderr
     assert server.url in package.read_text()

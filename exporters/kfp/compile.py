@@ -65,6 +65,18 @@ def _annotation(parameter: Parameter) -> str:
     return f"Optional[{parameter.type_name}]" if parameter.optional else parameter.type_name
 
 
+def _renamed(parameters: list[Parameter]) -> dict[str, str]:
+    """Config field -> pipeline parameter, where a clash prefixed the name (for error messages)."""
+    return {p.field: p.name for p in parameters if p.name != p.field}
+
+
+def _parameters_doc(parameters: list[Parameter]) -> str:
+    """A docstring whose ``Args:`` KFP reads into each pipeline parameter's description."""
+    described = [p for p in parameters if p.description]
+    lines = [f"    {p.name}: {' '.join(p.description.split())}" for p in described]
+    return "The pipeline.\n\nArgs:\n" + "\n".join(lines) if lines else ""
+
+
 def component_source(task: AssetTask, module: str, scheduled: set[str]) -> str:
     """The generated Python function for one asset's component."""
     params = [f"{python_name(up)}: Input[{task.upstream_types[up]}]" for up in task.upstream]
@@ -83,6 +95,9 @@ def component_source(task: AssetTask, module: str, scheduled: set[str]) -> str:
     if task.check_names:
         doc += f"\n\nAsset checks run in this task: {', '.join(task.check_names)}."
     extra = f"\n    scheduled={fed!r},\n    scheduled_values={SCHEDULED_INPUT}," if fed else ""
+    renamed = _renamed(task.parameters)
+    if renamed:
+        extra += f"\n    parameters={renamed!r},"
     body = f"""
         def {task.function_name}({", ".join(params)}){returns}:
             {doc!r}
@@ -173,6 +188,9 @@ def op_component_source(task: AssetTask, op: OpTask, module: str, scheduled: set
         lines.append(f"gate_field={gate_field!r},")
     if fed:
         lines += [f"scheduled={fed!r},", f"scheduled_values={SCHEDULED_INPUT},"]
+    renamed = _renamed(op.parameters)
+    if renamed:
+        lines.append(f"parameters={renamed!r},")
     call = "\n".join(f"        {line}" for line in lines)
     ret = "return " if returns else ""
     return (
@@ -198,7 +216,10 @@ def exit_source(module: str) -> str:
 
 def resolver_source(parameters: list[Parameter]) -> str:
     """The first task when a schedule feeds dates: resolve recurring-run macros once per run."""
-    args = ", ".join(f"{p.name}: {_annotation(p)}" for p in parameters)
+    # The pipeline's defaults. An `X | None = None` field arrives as "" (blank = unset); an
+    # optional parameter without a value would reach the task as no value at all
+    # (backend/src/v2/driver/resolve.go at 2.14.0 skips it), so the function's default applies.
+    args = ", ".join(f"{p.name}: {_annotation(p)} = {p.default!r}" for p in parameters)
     values = ", ".join(f"{p.name!r}: {p.name}" for p in parameters)
     return textwrap.dedent(f'''
         def {RESOLVER_TASK}({args}) -> str:
@@ -263,6 +284,7 @@ def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
             _emit(graph, tasks, components, values, fed, options)
 
     pipeline_body.__signature__ = signature  # type: ignore[attr-defined]
+    pipeline_body.__doc__ = _parameters_doc(parameters)
     pipeline_body.__name__ = pipeline_name(graph, options).replace("-", "_")
     return dsl.pipeline(
         name=pipeline_name(graph, options),

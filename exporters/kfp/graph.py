@@ -51,6 +51,8 @@ METRICS_KEY = "kfp/metrics"
 #: Artifact type per Dagster kind; anything else is a generic Artifact.
 ARTIFACT_TYPES = {"pandas": "Dataset", "polars": "Dataset", "scikit-learn": "Model"}
 PARAM_TYPES: dict[Any, str] = {int: "int", float: "float", str: "str", bool: "bool"}
+#: How a blank-means-unset parameter's description names the type its value is parsed as.
+TYPE_WORDS = {"int": "integer", "float": "number", "str": "text", "bool": "true or false"}
 LIST_TYPES = {list[str], list[int], list[float], list[bool], list}
 
 
@@ -69,7 +71,7 @@ class Parameter:
     type_name: str  # int | float | str | bool | list
     default: Any
     description: str
-    optional: bool = False  # an `X | None` field: an optional KFP parameter
+    optional: bool = False  # an `X | None` field with a default: an optional KFP parameter
 
 
 @dataclass
@@ -473,8 +475,17 @@ def _config_parameters(op_def: OpDefinition, name: str, where: str = "") -> list
                 "Every KFP pipeline parameter needs a default here.",
             )
         default = info.get_default(call_default_factory=True)
+        description = info.description or ""
+        if optional and default is None and type_name in TYPE_WORDS:
+            # An `X | None = None` field: a STRING parameter whose default "" means unset (the
+            # runtime parses other text as X, runtime.coerce_config). No default would leave the
+            # KFP UI's Start button grey ("Missing parameter.") and kfp.local unable to run.
+            hint = f"{TYPE_WORDS[type_name]}; blank = unset"
+            description = f"{description} ({hint})" if description else hint
+            parameters.append(Parameter(field_name, field_name, "str", "", description))
+            continue
         parameters.append(
-            Parameter(field_name, field_name, type_name, default, info.description or "", optional)
+            Parameter(field_name, field_name, type_name, default, description, optional)
         )
     return parameters
 
@@ -489,7 +500,8 @@ def _optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _flatten_parameter_names(tasks: list[AssetTask | OpTask]) -> None:
-    """Flat names as in the seed; prefix with the task only where two tasks share a field."""
+    """Flat names as in the reference pipeline; prefix with the task only where two tasks share
+    a field."""
     counts: dict[str, int] = {}
     for task in tasks:
         for p in task.parameters:

@@ -30,9 +30,12 @@ from dagster import (
     ConfigurableResource,
     DagsterInstance,
     Definitions,
+    In,
     InputContext,
     IOManager,
     IOManagerDefinition,
+    OpDefinition,
+    Out,
     OutputContext,
     materialize,
 )
@@ -296,6 +299,7 @@ def materialize_asset(
     gate_field: str = "",
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
+    parameters: dict[str, str] | None = None,
 ) -> bool:
     """Materialise ``asset`` from ``module``'s Definitions; return its gate value (or True).
 
@@ -305,7 +309,8 @@ def materialize_asset(
     names the boolean a downstream ``dsl.If`` reads. ``code_version`` is only there to be part of
     the task's cache key. ``scheduled`` maps pipeline parameters to config fields whose values
     come resolved, as the JSON ``scheduled_values``, from the run's first task (see
-    :func:`resolve_scheduled_values`).
+    :func:`resolve_scheduled_values`). ``parameters`` names the pipeline parameter of a config
+    field where it differs from the field (for error messages).
     """
     config = _with_scheduled(config, scheduled, scheduled_values)
     defs = load_definitions(module)
@@ -318,18 +323,59 @@ def materialize_asset(
         uris={k: _uri(v) for k, v in inputs.items()},
     )
     resources["io_manager"] = IOManagerDefinition.hardcoded_io_manager(manager)
-    op_config = coerce_config(assets_def, config)
+    op_config = coerce_config(assets_def, config, parameters)
     if op_config:
         run_config["ops"] = {assets_def.op.name: {"config": op_config}}
 
+    others = [a for a in defs.assets or [] if a is not assets_def]
     materialize(
-        [*(defs.assets or []), *(defs.asset_checks or [])],
+        [*others, without_retries(assets_def), *(defs.asset_checks or [])],
         selection=AssetSelection.assets(key) | AssetSelection.checks_for_assets(key),
         resources=resources,
         run_config=run_config,
         instance=DagsterInstance.ephemeral(),
     )
     return _report(manager.value, metrics, metrics_field, gate_field)
+
+
+def without_retries(assets_def: AssetsDefinition) -> AssetsDefinition:
+    """A copy of an op-backed asset without its RetryPolicy, to run once inside a KFP task.
+
+    The exporter turns the policy into the task's KFP retry policy (``set_retry``), so KFP
+    retries the pod; Dagster would retry in the pod as well, and n retries would become up to
+    (n + 1) ** 2 attempts. The in-process executor's ``retries: disabled`` does not stop them
+    (checked with Dagster 1.13: a failing asset with ``RetryPolicy(max_retries=2)`` still ran
+    twice), hence a copy whose op has no policy.
+    """
+    op_def = assets_def.node_def
+    if not isinstance(op_def, OpDefinition) or op_def.retry_policy is None:
+        return assets_def
+    return AssetsDefinition.dagster_internal_init(
+        **{**assets_def.get_attributes_dict(), "node_def": _op_without_retries(op_def)}
+    )
+
+
+def _op_without_retries(op_def: OpDefinition) -> OpDefinition:
+    """``op_def`` as Dagster copies an op (``OpDefinition.with_replaced_properties``), minus
+    its retry policy."""
+    if op_def.retry_policy is None:
+        return op_def
+    return OpDefinition.dagster_internal_init(
+        compute_fn=op_def.compute_fn,
+        name=op_def.name,
+        ins={input_def.name: In.from_definition(input_def) for input_def in op_def.input_defs},
+        outs={
+            output_def.name: Out.from_definition(output_def) for output_def in op_def.output_defs
+        },
+        description=op_def.description,
+        config_schema=op_def.config_schema,
+        required_resource_keys=op_def.required_resource_keys,
+        tags=op_def.tags,
+        version=None,
+        retry_policy=None,
+        code_version=op_def._version,  # no public getter; as with_replaced_properties reads it
+        pool=op_def.pool,
+    )
 
 
 def _with_scheduled(
@@ -384,6 +430,7 @@ def materialize_op(
     gate_field: str = "",
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
+    parameters: dict[str, str] | None = None,
 ) -> Any:
     """Run one op of the graph-backed ``asset`` through Dagster; return what its task returns.
 
@@ -438,7 +485,7 @@ def materialize_op(
     )
     for io_manager_key in {"io_manager", node.io_manager_key}:
         resources[io_manager_key] = IOManagerDefinition.hardcoded_io_manager(manager)
-    op_config = coerce_config(node.op_def, config)
+    op_config = coerce_config(node.op_def, config, parameters)
     if op_config:
         run_config["ops"] = {plan.graph_name: {"ops": {op: {"config": op_config}}}}
     others = [a for a in defs.assets or [] if not _defines(a, key)]
@@ -615,8 +662,9 @@ def one_op_graph(
         elif source.kind == COLLECTED_ITEMS:
             fan_out(source.source, entries)
             target[source.name] = DynamicCollectDependencyDefinition(source.source, upstream_output)
+    # No retry_policy on the invocation, none on the op (see without_retries).
     dependencies[NodeInvocation(node.op_def.name, alias=node.name)] = target
-    node_defs = [*definitions.values(), node.op_def]
+    node_defs = [*definitions.values(), _op_without_retries(node.op_def)]
 
     (graph_output,) = graph.output_mappings
     last, last_output = node.name, node.output
@@ -651,22 +699,49 @@ def one_op_graph(
     return cut, frozenset(d.name for d in definitions.values())
 
 
-def coerce_config(definition: Any, config: dict[str, Any]) -> dict[str, Any]:
+class ParameterValueError(ValueError):
+    """A pipeline parameter's text is not a value of its Config field's type."""
+
+
+def coerce_config(
+    definition: Any, config: dict[str, Any], parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Config values as the Config class of an asset (or op definition) types them.
 
-    KFP carries numbers inside lists as JSON doubles (``[1, 2]`` arrives as ``[1.0, 2.0]``), and
-    an unset optional parameter arrives as ``None``: ints are restored and ``None`` left to the
-    field's default.
+    KFP carries numbers inside lists as JSON doubles (``[1, 2]`` arrives as ``[1.0, 2.0]``):
+    ints are restored. An ``X | None`` field arrives as text (exported as a STRING parameter
+    whose default ``""`` means unset): blank (or ``None``) is left to the field's default, other
+    text is parsed as X; text that is not an X raises :class:`ParameterValueError` naming the
+    pipeline parameter (``parameters`` maps a field to it where the names differ).
     """
     op_def = definition.op if isinstance(definition, AssetsDefinition) else definition
     fields = getattr(_config_class(op_def), "model_fields", {})
     coerced = {}
     for name, value in config.items():
+        info = fields.get(name)
+        if info is not None and _is_optional(info.annotation) and _blank(value):
+            continue
         if value is None:
             continue
-        info = fields.get(name)
-        coerced[name] = _coerce(info.annotation, value) if info is not None else value
+        if info is None:
+            coerced[name] = value
+            continue
+        try:
+            coerced[name] = _coerce(info.annotation, value)
+        except ValueError as error:
+            parameter = (parameters or {}).get(name, name)
+            raise ParameterValueError(f"pipeline parameter {parameter!r}: {error}") from None
     return coerced
+
+
+def _is_optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(annotation)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _config_class(op_def: Any) -> Any:
@@ -677,17 +752,35 @@ def _config_class(op_def: Any) -> Any:
         return fn.__annotations__.get("config")
 
 
+#: Text accepted for a bool field exported as a blank-means-unset STRING parameter.
+BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _coerce(annotation: Any, value: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _coerce(inner[0], value) if len(inner) == 1 else value
+    if isinstance(value, str) and annotation in (int, float, bool):
+        return _parse(annotation, value)
     if annotation is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if origin is list and isinstance(value, list):
         (item,) = typing.get_args(annotation) or (Any,)
         return [_coerce(item, v) for v in value]
     return value
+
+
+def _parse(annotation: type, text: str) -> Any:
+    """``text`` as an int, float or bool; ValueError saying what was expected."""
+    stripped = text.strip()
+    try:
+        if annotation is bool:
+            return BOOL_TEXT[stripped.lower()]
+        return annotation(stripped)
+    except (KeyError, ValueError):
+        expected = {int: "an integer", float: "a number", bool: "true or false"}[annotation]
+        raise ValueError(f"expected {expected} (blank = unset), got {text!r}") from None
 
 
 #: A KFP recurring-run macro: [[ScheduledTime.<Go layout>]], [[CurrentTime.<Go layout>]], or bare.

@@ -64,7 +64,7 @@ def recurring_run_from_schedule(defs: Definitions, graph: PipelineGraph, name: s
     if name not in schedule_names(defs):
         known = ", ".join(schedule_names(defs)) or "none"
         raise ScheduleError(f"no schedule {name!r} in the Definitions (schedules: {known})")
-    schedule = defs.get_schedule_def(name)
+    schedule = defs.resolve_schedule_def(name)
     if not isinstance(schedule, ScheduleDefinition) or not isinstance(schedule.cron_schedule, str):
         raise ScheduleError(f"schedule {name!r} needs a single cron string")
     timezone = schedule.execution_timezone or "UTC"
@@ -96,7 +96,7 @@ def scheduled_parameter_names(defs: Definitions, graph: PipelineGraph) -> list[s
 
 
 def _check_target(defs: Definitions, graph: PipelineGraph, schedule: ScheduleDefinition) -> None:
-    job = defs.get_job_def(schedule.job_name)
+    job = defs.resolve_job_def(schedule.job_name)
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     exported = {t.asset for t in graph.tasks}
     if selected != exported:

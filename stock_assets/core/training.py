@@ -29,6 +29,7 @@ __all__ = [
     "TrainingResult",
     "build_pipeline",
     "check_both_classes",
+    "check_hyperparameter",
     "check_model_type",
     "check_test_size",
     "evaluate",
@@ -75,6 +76,15 @@ def check_test_size(test_size: float) -> float:
     if not 0 < test_size < 1:
         raise TrainingError(f"test_size={test_size} must lie strictly between 0 and 1")
     return test_size
+
+
+def check_hyperparameter(name: str, value: float | None) -> float | None:
+    """``value`` if it is unset (None: the model type's default) or a positive number."""
+    if value is not None and not value > 0:
+        raise TrainingError(
+            f"{name}={value} must be positive; leave it unset to keep the model type's default"
+        )
+    return value
 
 
 def resolve_hyperparameters(

@@ -1,17 +1,21 @@
 """Run configuration of the assets, with the reference pipeline's defaults.
 
 Each field becomes a Dagster launchpad field and, through the KFP exporter, a pipeline parameter
-of the same name, type and default. Every validator applies the core's own rule (one function per
-fact, in ``stock_assets.core``), so a bad value fails in the launchpad with the message the core
-gives a direct caller, and the assets rely on it.
+of the same name, type and default (an ``X | None = None`` field is a text parameter whose blank
+default means unset, parsed as X by the exporter's runtime). The launchpad checks each value's
+type; the rules below run when the step that reads the config starts, before it writes anything.
+Every validator applies the core's own rule (one function per fact, in ``stock_assets.core``)
+through :func:`config_rule`, so a bad value fails the step with the message the core gives a
+direct caller, as the failure's first line, and the assets rely on it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from dagster import Config
-from pydantic import Field, field_validator, model_validator
+from dagster import Config, Failure
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stock_assets.core.data import (
     MIN_ROWS_PER_TICKER,
@@ -31,29 +35,29 @@ from stock_assets.core.selection import (
 from stock_assets.core.training import (
     DEFAULT_HYPERPARAMETERS,
     MODEL_TYPES,
+    check_hyperparameter,
     check_model_type,
     check_test_size,
 )
 
 HYPERPARAMETER_FIELDS = ("n_estimators", "max_depth", "learning_rate", "C", "max_iter")
 
-# --- Sentinel adapter: the one place that knows 0 and "" mean "unset" ----------------------
-# The KFP exporter on this branch turns int, float, str, bool and list fields into pipeline
-# parameters, not `X | None` ones. Until it does (tracked in the KFP issue), "unset" is spelt 0
-# for the five hyperparameters and "" for csv_path and end_date, and nothing reads those fields
-# but through `optional`, which gives None for the sentinel. Then: declare the fields
-# `X | None = None`, and delete SENTINELS and `optional`.
-SENTINELS: dict[str, Any] = {
-    "csv_path": "",
-    "end_date": "",
-    **{name: 0 for name in HYPERPARAMETER_FIELDS},
-}
+T = TypeVar("T")
 
 
-def optional(config: Config, name: str) -> Any:
-    """The value of field ``name``, or None when it holds its "unset" sentinel."""
-    value = getattr(config, name)
-    return None if value == SENTINELS[name] else value
+def config_rule(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``check(*args, **kwargs)``, its ValueError raised as a Dagster ``Failure``.
+
+    Pydantic would wrap a ValueError in a ValidationError and Dagster that in a step-execution
+    error, burying the message under both. A ``Failure`` passes through pydantic (which converts
+    only ValueError and AssertionError) and Dagster re-raises it unwrapped
+    (``op_execution_error_boundary`` in dagster/_core/execution/plan/utils.py), so the step
+    failure reads ``Failure: <message>``; ``allow_retries=False``: a retry would fail the same way.
+    """
+    try:
+        return check(*args, **kwargs)
+    except ValueError as error:
+        raise Failure(description=str(error), allow_retries=False) from None
 
 
 class StockDataConfig(Config):
@@ -71,38 +75,43 @@ class StockDataConfig(Config):
         default=["SYNTH"],
         description="Synthetic tickers; each gets its own series seeded from (seed, ticker).",
     )
-    csv_path: str = Field(
-        default="",
+    csv_path: str | None = Field(
+        default=None,
         description=(
             "Path of a daily-bar CSV (Date, Open, High, Low, Close, Volume in any letter case; "
-            "optional Ticker). Empty: generate synthetic data."
+            "optional Ticker). Unset: generate synthetic data."
         ),
     )
-    end_date: str = Field(
-        default="",
-        description="As-of date YYYY-MM-DD ending the window; empty: the days from 2023-01-01.",
+    end_date: str | None = Field(
+        default=None,
+        description="As-of date YYYY-MM-DD ending the window; unset: the days from 2023-01-01.",
     )
+
+    @field_validator("csv_path", "end_date", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty string reads as unset (as a blank KFP parameter does) in Dagster too."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("days")
     @classmethod
     def _enough_days(cls, days: int) -> int:
-        return check_days(days)
+        return config_rule(check_days, days)
 
     @field_validator("seed")
     @classmethod
     def _valid_seed(cls, seed: int) -> int:
-        return check_seed(seed)
+        return config_rule(check_seed, seed)
 
     @field_validator("tickers")
     @classmethod
     def _valid_tickers(cls, tickers: list[str]) -> list[str]:
-        return check_tickers(tickers)
+        return config_rule(check_tickers, tickers)
 
     @field_validator("end_date")
     @classmethod
-    def _iso_date(cls, end_date: str) -> str:
-        if end_date != SENTINELS["end_date"]:
-            check_end_date(end_date)
+    def _iso_date(cls, end_date: str | None) -> str | None:
+        config_rule(check_end_date, end_date)
         return end_date
 
 
@@ -134,67 +143,72 @@ class ModelConfig(Config):
     test_size: float = Field(
         default=0.2, description="Share of the latest dates held out for testing, in (0, 1)."
     )
-    n_estimators: int = Field(
-        default=0, description="Trees (random_forest, gradient_boosting); 0: default 100."
+    n_estimators: int | None = Field(
+        default=None, description="Trees (random_forest, gradient_boosting); unset: 100."
     )
-    max_depth: int = Field(
-        default=0, description="Tree depth; 0: default (10 random_forest, 5 gradient_boosting)."
+    max_depth: int | None = Field(
+        default=None, description="Tree depth; unset: 10 (random_forest), 5 (gradient_boosting)."
     )
-    learning_rate: float = Field(
-        default=0.0, description="gradient_boosting learning rate; 0: default 0.1."
+    learning_rate: float | None = Field(
+        default=None, description="gradient_boosting learning rate; unset: 0.1."
     )
-    C: float = Field(default=0.0, description="logistic inverse regularisation; 0: default 1.0.")
-    max_iter: int = Field(default=0, description="logistic iterations; 0: default 1000.")
+    C: float | None = Field(
+        default=None, description="logistic inverse regularisation; unset: 1.0."
+    )
+    max_iter: int | None = Field(default=None, description="logistic iterations; unset: 1000.")
     random_state: int = Field(default=42, description="Random state of the classifiers.")
 
     @field_validator("model_type")
     @classmethod
     def _known_model(cls, model_type: str) -> str:
-        return check_model_type(model_type, auto=True)
+        return config_rule(check_model_type, model_type, auto=True)
 
     @field_validator("candidates")
     @classmethod
     def _parseable_candidates(cls, candidates: list[str]) -> list[str]:
-        parse_candidates(candidates)
+        config_rule(parse_candidates, candidates)
         return candidates
 
     @field_validator("selection_metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        return check_selection_metric(metric)
+        return config_rule(check_selection_metric, metric)
 
     @field_validator("cv_folds")
     @classmethod
     def _enough_folds(cls, folds: int) -> int:
-        return check_cv_folds(folds)
+        return config_rule(check_cv_folds, folds)
 
     @field_validator("test_size")
     @classmethod
     def _open_unit_interval(cls, test_size: float) -> float:
-        return check_test_size(test_size)
+        return config_rule(check_test_size, test_size)
 
     @field_validator("n_estimators", "max_depth", "max_iter", "learning_rate", "C")
     @classmethod
-    def _not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError(f"must be >= 0 (0 keeps the default), got {value}")
-        return value
+    def _positive(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return config_rule(check_hyperparameter, info.field_name, value)
 
     @model_validator(mode="after")
     def _overrides_need_a_type(self) -> ModelConfig:
-        if self.model_type == "auto":
-            set_fields = [n for n in HYPERPARAMETER_FIELDS if optional(self, n) is not None]
-            if set_fields:
-                raise ValueError(
-                    f"{', '.join(set_fields)} apply only when model_type names one type; with "
-                    "model_type='auto' the candidates list sets the hyperparameters"
-                )
+        set_fields = [n for n in HYPERPARAMETER_FIELDS if getattr(self, n) is not None]
+        config_rule(_no_overrides_with_auto, self.model_type, set_fields)
         return self
 
     def hyperparameter_overrides(self) -> dict[str, float | int]:
         """The hyperparameters set explicitly that this model type accepts."""
         accepted = DEFAULT_HYPERPARAMETERS.get(self.model_type, {})
-        return {n: optional(self, n) for n in accepted if optional(self, n) is not None}
+        values = {name: getattr(self, name) for name in accepted}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def _no_overrides_with_auto(model_type: str, set_fields: list[str]) -> None:
+    """Hyperparameter fields name one type's values; 'auto' takes them from the candidates."""
+    if model_type == "auto" and set_fields:
+        raise ValueError(
+            f"{', '.join(set_fields)} apply only when model_type names one type; with "
+            "model_type='auto' the candidates list sets the hyperparameters"
+        )
 
 
 class DeployDecisionConfig(Config):
@@ -211,4 +225,4 @@ class DeployDecisionConfig(Config):
     @field_validator("accuracy_threshold")
     @classmethod
     def _unit_interval(cls, threshold: float) -> float:
-        return check_accuracy_threshold(threshold)
+        return config_rule(check_accuracy_threshold, threshold)

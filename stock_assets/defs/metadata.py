@@ -86,15 +86,17 @@ def model_metadata(
     run_url: str,
 ) -> dict[str, Any]:
     """The model's metrics, plots and registry version, for the asset's page."""
+    test_window = f"{trained.test_window.first} to {trained.test_window.last}"
     metadata: dict[str, Any] = {}
     metadata.update(
         {
             **{name: MetadataValue.float(value) for name, value in trained.metrics.items()},
+            "baselines": baselines_label(test_window),
             "model_type": trained.model_type,
             "hyperparameters": MetadataValue.json(trained.hyperparameters),
             "n_samples_train": result.n_train,
             "n_samples_test": result.n_test,
-            "test_window": f"{trained.test_window.first} to {trained.test_window.last}",
+            "test_window": test_window,
             "registered_version": trained.registered_version,
             "mlflow_run": mlflow_run_link(trained.mlflow_run_id, run_url),
             "mlflow_run_id": trained.mlflow_run_id,
@@ -111,6 +113,15 @@ def model_metadata(
             .to_markdown(floatfmt=".4f")
         )
     return metadata
+
+
+def baselines_label(test_window: str) -> str:
+    """What each of the two majority-class baselines is measured on (they differ)."""
+    return (
+        "baseline_accuracy: always the training majority class, scored on the test window "
+        f"{test_window}; the comparison chart's line is that rule's mean over the walk-forward "
+        "folds (training dates)"
+    )
 
 
 def decision_metadata(decision: Decision) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, Output, asset
 
 from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
-from stock_assets.defs.config import StockDataConfig, optional
+from stock_assets.defs.config import StockDataConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
@@ -21,9 +21,9 @@ def stock_data(
     context: AssetExecutionContext, config: StockDataConfig, mlflow: MlflowTracking
 ) -> Output[pd.DataFrame]:
     """Generate or load the bars, validated before anything is stored."""
-    csv_path, end_date = optional(config, "csv_path"), optional(config, "end_date")
+    csv_path, end_date = config.csv_path, config.end_date
     try:
-        if csv_path:
+        if csv_path is not None:
             bars = load_ohlcv_csv(csv_path, end_date=end_date)
         else:
             bars = generate_gbm(
@@ -32,13 +32,13 @@ def stock_data(
     except DataValidationError as error:
         raise Failure(description=str(error)) from error
 
-    source = f"csv:{csv_path}" if csv_path else "synthetic_gbm"
+    source = f"csv:{csv_path}" if csv_path is not None else "synthetic_gbm"
     mlflow.log_params(
         {
             "data_source": source,
             "data_days": config.days,
             "data_seed": config.seed,
-            "data_tickers": "" if csv_path else ",".join(config.tickers),
+            "data_tickers": "" if csv_path is not None else ",".join(config.tickers),
             "data_end_date": end_date or "",
             "data_rows": len(bars),
         }

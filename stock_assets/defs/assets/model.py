@@ -65,10 +65,11 @@ def model(
     logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
     lineage = log_training_data(features, split, stored_input(context, "features"))
     trained = mlflow.register_model(result, logged, lineage)
+    window = trained.test_window
     context.log.info(
         f"{chosen.label}: test accuracy {trained.metrics['accuracy']:.4f} (always-majority "
-        f"baseline {trained.metrics['baseline_accuracy']:.4f}), version "
-        f"{trained.registered_version}"
+        f"baseline on the same test window {window.first} to {window.last}: "
+        f"{trained.metrics['baseline_accuracy']:.4f}), version {trained.registered_version}"
     )
     metadata = model_metadata(trained, result, logged.figures, mlflow.run_url())
     return Output(
