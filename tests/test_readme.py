@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from stock_assets.definitions import defs
+from stock_assets.defs.io_manager import latest_path
 from tests import readme
 from tests.conftest import (
     PROJECT_ROOT,
@@ -148,6 +149,6 @@ def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
         for asset in ASSETS:
             latest = instance.get_latest_materialization_event(AssetKey(asset))
             assert latest is not None and latest.run_id == run.run_id, asset
-    decision = json.loads((data / "assets" / "deploy_decision.json").read_text())
+    decision = json.loads(latest_path(data, "deploy_decision").read_text())
     assert decision["deploy"] is True and "champion/challenger is off" in decision["reason"]
     assert production_version() == decision["registered_version"]

@@ -22,6 +22,7 @@ import pytest
 from benchmarks.processes import free_port, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.training import labelled_rows_in
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.serving.server import (
     MODEL_URI,
@@ -221,7 +222,7 @@ def rows_and_expected(deployed) -> tuple[pd.DataFrame, pd.DataFrame]:
     """10 labelled feature rows and the model asset's answers for them (direction, P(up))."""
     result, data = deployed
     model = result.output_for_node("model")
-    rows = labelled_rows_in(read_value(data / "assets" / "features"), model.test_window).tail(10)
+    rows = labelled_rows_in(read_value(latest_path(data, "features")), model.test_window).tail(10)
     rows = rows[FEATURE_COLUMNS].reset_index(drop=True)
     pipeline = mlflow.sklearn.load_model(model.model_uri)
     expected = pd.DataFrame(

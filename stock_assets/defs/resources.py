@@ -347,6 +347,10 @@ class MlflowTracking(ConfigurableResource):
     def promote(self, version: str) -> Promotion:
         return registry.promote(self.client, version)
 
+    def production_version(self) -> str | None:
+        """The version ``production`` points at now, read from the registry."""
+        return registry.production_version(self.client)
+
     # --- runs that did not end themselves -------------------------------------------------
 
     def close_open_runs(self, dagster_run_id: str, status: str = "FAILED") -> list[str]:

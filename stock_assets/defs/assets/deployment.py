@@ -69,12 +69,21 @@ def deployed_model(
         context.log.info(f"Skipped: {deploy_decision.reason}; production is unchanged.")
         return
     promoted = mlflow.promote(deploy_decision.registered_version)
-    mlflow.set_tag("production_version", promoted.version)
+    # Read back: a promotion by hand (stock-registry) or by another run may have raced this one,
+    # and the run reports where production really is, not where it meant to put it.
+    actual = mlflow.production_version()
+    mlflow.set_tag("production_version", str(actual))
+    if actual != promoted.version:
+        context.log.warning(
+            f"version {promoted.version} was promoted, but production now points at version "
+            f"{actual}: another promotion happened at the same time"
+        )
     yield Output(
         promoted,
         metadata={
             "registered_model": promoted.name,
             "version": promoted.version,
+            "production_version_after": str(actual),
             "previous_production_version": str(promoted.previous_production_version),
             "model_uri": promoted.model_uri,
         },
