@@ -71,6 +71,7 @@ class AssetFileIOManager(ConfigurableIOManager):
         run_id = context.step_context.run_id
         own = self.path_for(context, run_id)
         if own.is_file():
+            context.add_input_metadata({"path": str(own)})
             return self.load_from_path(context, own)
         started = _run_start(context, run_id)
         for entry in self._entries(context):
@@ -79,6 +80,7 @@ class AssetFileIOManager(ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}: not produced by this run; reading "
                     f"the value of run {entry['run_id']}, the latest when this run started"
                 )
+                context.add_input_metadata({"path": entry["path"]})
                 return self.load_from_path(context, Path(entry["path"]))
         raise FileNotFoundError(
             f"asset {context.asset_key.to_user_string()!r} has no value written by this run or "

@@ -45,7 +45,13 @@ def deploy_decision(
     if champion.accuracy is not None:
         mlflow.log_metric("champion_accuracy", champion.accuracy)
     verdict = "approved" if decision.deploy else "rejected"
-    mlflow.set_tags({"deploy_decision": verdict, "deploy_reason": decision.reason})
+    mlflow.set_tags(
+        {
+            "deploy_decision": verdict,
+            "deploy_reason": decision.reason,
+            "decided_version": decision.registered_version,  # the version this run judged
+        }
+    )
     context.log.info(("Deploy: " if decision.deploy else "Do not deploy: ") + decision.reason)
     return Output(decision, metadata=decision_metadata(decision))
 
