@@ -15,11 +15,12 @@ run is left open for the pipeline's exit handler, which calls :meth:`end_pipelin
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import os
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,17 @@ def bounded_http_retries() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
+def _store_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A resource method whose store errors become :meth:`MlflowTracking.unreachable`."""
+
+    @functools.wraps(method)
+    def wrapper(self: MlflowTracking, *args: Any, **kwargs: Any) -> Any:
+        with self.reporting_errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class _AttachedRun(MlFlow):
     """dagster-mlflow's ``MlFlow``, attached to the run ``MlflowTracking`` found or created.
 
@@ -152,14 +164,7 @@ class MlflowTracking(ConfigurableResource):
 
     def unreachable(self, error: BaseException) -> Failure:
         """The one-line failure for a tracking store that is down or refused a request."""
-        detail = redact_text(str(error).splitlines()[0] if str(error) else "")
-        return Failure(
-            description=(
-                f"MLflow tracking server at {redact_uri(self.tracking_uri)} is not reachable or "
-                f"refused the request ({error.__class__.__name__}: {detail[:300]}). Start it "
-                "(make mlflow) or unset MLFLOW_TRACKING_URI to use the local SQLite store."
-            )
-        )
+        return unreachable(self.tracking_uri, error)
 
     @contextlib.contextmanager
     def reporting_errors(self) -> Iterator[None]:
@@ -325,26 +330,33 @@ class MlflowTracking(ConfigurableResource):
 
     # --- what the assets record -----------------------------------------------------------
 
+    @_store_call
     def log_params(self, params: dict[str, Any]) -> None:
         mlflow.log_params(params)
 
+    @_store_call
     def log_metric(self, name: str, value: float) -> None:
         mlflow.log_metric(name, value)
 
+    @_store_call
     def set_tags(self, tags: dict[str, Any]) -> None:
         mlflow.set_tags(tags)
 
+    @_store_call
     def set_tag(self, key: str, value: Any) -> None:
         mlflow.set_tag(key, value)
 
+    @_store_call
     def log_training(self, result: TrainingResult, train_example: pd.DataFrame) -> LoggedModel:
         """Params, metrics, evaluation plots, the sklearn model and the served pyfunc."""
         return run_logging.log_training(result, train_example)
 
+    @_store_call
     def log_comparison(self, comparison: Comparison, folds: int, metric: str) -> Path:
         """One nested run per candidate, the comparison table and chart; the chart's path."""
         return run_logging.log_comparison(comparison, folds, metric)
 
+    @_store_call
     def run_url(self) -> str:
         """The run in the MLflow UI: the tracking server's, or ``make mlflow-ui``'s."""
         experiment_id = self.client.get_run(self.run_id).info.experiment_id
@@ -354,10 +366,12 @@ class MlflowTracking(ConfigurableResource):
 
     # --- the registry -----------------------------------------------------------------------
 
+    @_store_call
     def register_version(self, model_uri: str, tags: dict[str, Any]) -> str:
         """A new version of the registered model, from this run (stage None)."""
         return registry.register_version(self.client, model_uri, self.run_id, tags)
 
+    @_store_call
     def register_model(
         self, result: TrainingResult, logged: LoggedModel, lineage: Mapping[str, str]
     ) -> TrainedModel:
@@ -381,9 +395,11 @@ class MlflowTracking(ConfigurableResource):
             mlflow_run_id=self.run_id,
         )
 
+    @_store_call
     def mark_staging(self, version: str) -> None:
         registry.mark_staging(self.client, version)
 
+    @_store_call
     def score_production(
         self, test_rows: pd.DataFrame, feature_columns: Sequence[str], challenger_version: str
     ) -> Champion:
@@ -392,9 +408,11 @@ class MlflowTracking(ConfigurableResource):
             self.client, test_rows, feature_columns, challenger_version
         )
 
+    @_store_call
     def promote(self, version: str) -> Promotion:
         return registry.promote(self.client, version)
 
+    @_store_call
     def production_version(self) -> str | None:
         """The version ``production`` points at now, read from the registry."""
         return registry.production_version(self.client)
@@ -475,6 +493,18 @@ try:
     STORE_ERRORS = (*STORE_ERRORS, requests.exceptions.RequestException)
 except ImportError:  # pragma: no cover - requests comes with mlflow
     pass
+
+
+def unreachable(uri: str, error: BaseException) -> Failure:
+    """The one-line failure for the tracking store at ``uri`` being down or refusing a request."""
+    detail = redact_text(str(error).splitlines()[0] if str(error) else "")
+    return Failure(
+        description=(
+            f"MLflow tracking server at {redact_uri(uri)} is not reachable or refused the "
+            f"request ({error.__class__.__name__}: {detail[:300]}). Start it (make mlflow) or "
+            "unset MLFLOW_TRACKING_URI to use the local SQLite store."
+        )
+    )
 
 
 def redact_text(text: str) -> str:

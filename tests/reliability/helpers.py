@@ -120,12 +120,22 @@ def kill_group(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def wait_for_step(sandbox: Sandbox, step: str, timeout: float = 240) -> str:
-    """Block until some run of the sandbox's instance starts ``step``; that run's id."""
+def run_ids(sandbox: Sandbox) -> set[str]:
+    """The ids of the runs the sandbox's instance holds."""
+    with sandbox.instance() as instance:
+        return {run.run_id for run in instance.get_runs()}
+
+
+def wait_for_step(
+    sandbox: Sandbox, step: str, known: set[str] = frozenset(), timeout: float = 240
+) -> str:
+    """Block until a run of the sandbox's instance, not in ``known``, starts ``step``; its id."""
     deadline = time.monotonic() + timeout
     with sandbox.instance() as instance:
         while time.monotonic() < deadline:
             for run in instance.get_runs(limit=5):
+                if run.run_id in known:
+                    continue
                 records = instance.get_records_for_run(
                     run.run_id, of_type=DagsterEventType.STEP_START
                 ).records

@@ -15,6 +15,7 @@ from tests.reliability.helpers import (
     Sandbox,
     finish,
     kill_group,
+    run_ids,
     wait_for_step,
 )
 
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def _kill_during_model(sandbox: Sandbox) -> str:
+    known = run_ids(sandbox)
     process = sandbox.materialize()  # auto: seven candidates, a long model step
-    run_id = wait_for_step(sandbox, "model")
+    run_id = wait_for_step(sandbox, "model", known)
     time.sleep(3)  # well inside the candidate comparison, the MLflow run open
     kill_group(process)
     return run_id
