@@ -120,10 +120,10 @@ def test_readme_cli_example_lands_in_make_devs_instance_and_deploys_again(
     }
     first = run_graph(challenged)
     assert first.success, failure_text(first)
-    assert production_version() == first.output_for_node("model")["registered_version"]
+    assert production_version() == first.output_for_node("model").registered_version
     again = run_graph(challenged)
     decision = again.output_for_node("deploy_decision")
-    assert decision["deploy"] is False and "does not beat production version" in decision["reason"]
+    assert decision.deploy is False and "does not beat production version" in decision.reason
 
     project = tmp_path / "project"
     project.mkdir()
