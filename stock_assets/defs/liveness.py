@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import socket
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def host_id() -> str:
 
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` is a live (not zombie) Python process on this host."""
+    if not Path("/proc/self").exists():  # no procfs (macOS): only whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
     proc = Path(f"/proc/{pid}")
     try:
         stat = (proc / "stat").read_text()
