@@ -108,3 +108,15 @@ def env_for_subprocess(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(overrides)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _restore_tracking_uri_variable() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` also sets MLFLOW_TRACKING_URI in the environment: a test that
+    calls it must not hand its store to the CLI processes of later tests."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

@@ -59,7 +59,7 @@ def test_each_baseline_is_labelled_with_what_it_is_measured_on(deployed) -> None
     run = mlflow_run_for(result)
     note = run.data.tags["mlflow.note.content"]
     test_window = result.output_for_node("model").test_window
-    assert f"test window {test_window[0]} to {test_window[1]}" in note, note
+    assert f"test window {test_window.first} to {test_window.last}" in note, note
     assert "`baseline_accuracy`: always predicting the training majority class" in note
     assert "mean over the walk-forward validation folds, on the training dates" in note
 

@@ -93,8 +93,8 @@ class Sandbox:
         )
 
     def instance(self) -> DagsterInstance:
-        os.environ["DAGSTER_HOME"] = str(self.home)
-        return DagsterInstance.get()
+        """The sandbox's Dagster instance (the process's DAGSTER_HOME is left alone)."""
+        return DagsterInstance.from_config(str(self.home))
 
     def client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
