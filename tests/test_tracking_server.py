@@ -234,7 +234,7 @@ def test_kfp_pipeline_is_recorded_on_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult, tmp_path: Path
 ) -> None:
     package = tmp_path / "pipeline.yaml"
-    done = export(package, MLFLOW_TRACKING_URI=server.url)
+    done = export(package, "--allow-local-tracking-uri", MLFLOW_TRACKING_URI=server.url)
     assert done.returncode == 0, done.stderr
     assert server.url in package.read_text()
     kfp_runs = f"tags.{KFP_RUN_TAG} != ''"
