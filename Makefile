@@ -1,5 +1,6 @@
 # The README's two commands: `make dev` and `make test`. Everything else is optional.
 PYTHON ?= python3
+PROJECT_DIR := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,15 +22,16 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# An empty dagster.yaml: Dagster's defaults, without its warning that the file is missing.
+# The instance settings (queue limit for `retrain`, run monitoring): dagster_instance.yaml,
+# copied when $(DAGSTER_HOME)/dagster.yaml is missing or empty (an edited one is kept).
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
-	touch $(DAGSTER_HOME)/dagster.yaml
+	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 test: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
-	touch $(DAGSTER_HOME)/dagster.yaml
+	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 #: Where ``make mlflow-ui`` serves the local store (the links in Dagster metadata point here).
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
@@ -16,11 +17,48 @@ def data_dir() -> Path:
     return Path(os.environ.get("STOCK_ASSETS_DATA_DIR", PROJECT_ROOT / "data")).resolve()
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` fit to show: a password or token in it becomes ``***`` (user names stay)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    if parts.password is None and "@" not in parts.netloc:
+        return uri
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}" if name else f"***@{host}"))
+
+
+def strip_credentials(uri: str) -> str:
+    """``uri`` without ``user:password@``, moved into MLflow's credential variables.
+
+    MLflow reads ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` for HTTP basic auth, so the URI it
+    sees, prints ("View run ... at: <uri>") and stores never carries the secret. Variables the
+    user set already win.
+    """
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if "@" not in parts.netloc or parts.scheme not in ("http", "https"):
+        return uri
+    if parts.username is not None:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username))
+    if parts.password is not None:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the data directory."""
+    """``MLFLOW_TRACKING_URI`` if set (credentials moved out, see :func:`strip_credentials`),
+    else a SQLite store in the data directory."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        return uri
+        clean = strip_credentials(uri)
+        if clean != uri:
+            os.environ["MLFLOW_TRACKING_URI"] = clean  # MLflow reads the variable itself too
+        return clean
     return f"sqlite:///{data_dir() / 'mlflow.db'}"
 
 

@@ -15,6 +15,7 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.training import labelled_rows_in
 from stock_assets.core.values import Decision, TrainedModel
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from tests.conftest import (
     APPROVE_ALL,
@@ -44,11 +45,11 @@ def test_graph_materialises_every_asset_and_check(deployed) -> None:
         "target_has_both_classes": True,
     }
     # Stored as files that survive the process: Parquet frames, typed JSON values.
-    stored = read_value(data / "assets" / "features")
+    stored = read_value(latest_path(data, "features"))
     assert list(stored.columns[7:29]) == FEATURE_COLUMNS
-    decision = read_value(data / "assets" / "deploy_decision")
+    decision = read_value(latest_path(data, "deploy_decision"))
     assert isinstance(decision, Decision) and decision.deploy is True
-    model = read_value(data / "assets" / "model")
+    model = read_value(latest_path(data, "model"))
     assert model == result.output_for_node("model") and isinstance(model, TrainedModel)
 
 
@@ -144,7 +145,7 @@ def test_production_alias_loads_and_predicts(deployed) -> None:
     assert production_version() is not None
     served = mlflow.pyfunc.load_model("models:/stock-prediction@production")
     model = result.output_for_node("model")
-    rows = labelled_rows_in(read_value(data / "assets" / "features"), model.test_window).tail(20)
+    rows = labelled_rows_in(read_value(latest_path(data, "features")), model.test_window).tail(20)
     answer = served.predict(rows[FEATURE_COLUMNS])
     pipeline = mlflow.sklearn.load_model(model.model_uri)  # the estimator lives in MLflow
     np.testing.assert_array_equal(answer["direction"], pipeline.predict(rows[FEATURE_COLUMNS]))
@@ -170,7 +171,7 @@ def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path
     assert run.info.status == "FINISHED"
     assert run.data.tags["deploy_decision"] == "rejected"
     assert production_version() == before
-    assert not (data_dir / "assets" / "deployed_model").exists()
+    assert not latest_path(data_dir, "deployed_model").exists()
 
 
 def test_each_materialisation_in_a_process_gets_its_own_run(deployed, data_dir: Path) -> None:
@@ -188,8 +189,8 @@ def test_same_config_gives_same_data_features_and_metrics(deployed, data_dir: Pa
     again = run_graph(REJECT_ALL)
     for name in ("stock_data", "features"):
         pd.testing.assert_frame_equal(
-            read_value(data / "assets" / name),
-            read_value(data_dir / "assets" / name),
+            read_value(latest_path(data, name)),
+            read_value(latest_path(data_dir, name)),
         )
     assert again.output_for_node("model").metrics == result.output_for_node("model").metrics
 
@@ -199,7 +200,7 @@ def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> Non
         {"stock_data": {"tickers": ["AAA", "BBB", "CCC"], "days": 300}}, selection=["stock_data"]
     )
     assert result.success, failure_text(result)
-    bars = read_value(data_dir / "assets" / "stock_data")
+    bars = read_value(latest_path(data_dir, "stock_data"))
     assert sorted(bars["Ticker"].unique()) == ["AAA", "BBB", "CCC"]
     closes = bars.pivot(index="Date", columns="Ticker", values="Close")
     assert closes.shape == (300, 3)
@@ -215,7 +216,7 @@ def test_csv_source_with_extra_columns_and_mixed_case(
     bars.to_csv(path, index=False)
     result = run_graph({"stock_data": {"csv_path": str(path)}, **APPROVE_ALL})
     assert result.success, failure_text(result)
-    stored = read_value(data_dir / "assets" / "stock_data")
+    stored = read_value(latest_path(data_dir, "stock_data"))
     assert list(stored.columns) == ["Date", "Ticker", "Open", "High", "Low", "Close", "Volume"]
     assert set(stored["Ticker"]) == {"ACME"}
     assert mlflow_run_for(result).data.params["data_source"] == f"csv:{path}"
@@ -224,6 +225,6 @@ def test_csv_source_with_extra_columns_and_mixed_case(
 def test_end_date_ends_the_window(deployed, data_dir: Path) -> None:
     result = run_graph({"stock_data": {"end_date": "2026-11-27"}}, selection=["stock_data"])
     assert result.success, failure_text(result)
-    bars = read_value(data_dir / "assets" / "stock_data")
+    bars = read_value(latest_path(data_dir, "stock_data"))
     assert bars["Date"].max() == pd.Timestamp("2026-11-27")
     assert len(bars) == 500

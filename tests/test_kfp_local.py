@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from exporters.kfp.runtime import read_value as read_artifact
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
 from tests.kfp_helpers import executed_tasks, export, run_yaml
@@ -90,7 +91,7 @@ def test_approved_run_matches_dagster_and_moves_production(
     assert dagster.success, failure_text(dagster)
     pd.testing.assert_frame_equal(
         read_value(run_dir / "features" / "features"),
-        read_value(data_dir / "assets" / "features"),
+        read_value(latest_path(data_dir, "features")),
     )
     dagster_metrics = dagster.output_for_node("model").metrics
     kfp_metrics = read_value(run_dir / "model" / "model").metrics

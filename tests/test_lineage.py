@@ -24,6 +24,7 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.core.lineage import frame_digest
 from stock_assets.core.training import time_split
 from stock_assets.definitions import defs
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, mark_staging, promote
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
@@ -99,7 +100,7 @@ def runs(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         instance = DagsterInstance.ephemeral()
         first = _materialize(instance, csv, everything)
         same = _materialize(instance, csv, everything)
-        features_first = read_value(root / "data" / "assets" / "features")
+        features_first = read_value(latest_path(root / "data", "features"))
         # Re-reading the same bars does not make features stale; different bars do.
         _materialize(instance, csv, ("stock_data",))
         stale_after_same_data = _stale(instance, "features")
@@ -170,7 +171,7 @@ def test_digests_are_of_the_stored_tables_and_datasets_say_where_they_live(runs)
     assert _data_version(instance, "features", first.run_id) == frame_digest(stored)
     train, test = time_split(stored, TEST_SIZE)
     inputs = _inputs(first)
-    path = str(runs["data"] / "assets" / "features")
+    path = str(runs["data"] / "assets" / "runs" / first.run_id / "features")
     for context, window in (("training", train), ("evaluation", test)):
         dataset, tags = inputs[context]
         start, end = f"{window['Date'].min():%Y-%m-%d}", f"{window['Date'].max():%Y-%m-%d}"

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from stock_assets.core.lineage import frame_digest
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 from tests.conftest import failure_text, mlflow_run_for, run_graph
@@ -69,7 +70,7 @@ def test_kfp_local_and_dagster_record_the_same_digests(
     # as input metadata; under kfp.local a path in the run's folder); Dagster, the stored file.
     kfp_stored = kfp_inputs["training"][2]["stored_at"]
     assert kfp_stored == str(run_dir / "features" / "features")
-    assert dagster_inputs["training"][2]["stored_at"] == str(data_dir / "assets" / "features")
+    assert dagster_inputs["training"][2]["stored_at"] == str(latest_path(data_dir, "features"))
 
     # Both registered versions carry the same features digest.
     client = MlflowClient()

@@ -128,7 +128,12 @@ def make_dev_home(folder: Path, env: dict[str, str]) -> Path:
     ).stdout.splitlines()
     assert any(" dev -h 127.0.0.1 -p 3000" in line for line in recipe), recipe
     (home,) = [line.removeprefix("mkdir -p ") for line in recipe if line.startswith("mkdir -p ")]
-    assert f"touch {home}/dagster.yaml" in recipe  # no "dagster.yaml not found" warning
+    # The project's instance settings (queue limit, run monitoring), unless the user has some.
+    assert any(
+        line.startswith(f"test -s {home}/dagster.yaml || cp ")
+        and line.endswith(f"dagster_instance.yaml {home}/dagster.yaml")
+        for line in recipe
+    ), recipe
     return Path(home)
 
 

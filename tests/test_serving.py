@@ -22,6 +22,7 @@ import pytest
 from benchmarks.processes import free_port, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.training import labelled_rows_in
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.serving.server import (
     MODEL_URI,
@@ -44,7 +45,7 @@ def serving_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "stock_assets.mlflow_ops.serving.server", *args]
 
 
-def test_build_serve_command_is_mlflow_serve_with_the_store_and_the_venv_on_path() -> None:
+def test_build_serve_command_is_uvicorn_on_the_guarded_app_with_the_store() -> None:
     environ = {"PATH": "/usr/bin", "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db", "KEEP": "1"}
     argv, env = build_serve_command(
         "127.0.0.1",
@@ -57,17 +58,20 @@ def test_build_serve_command_is_mlflow_serve_with_the_store_and_the_venv_on_path
     assert argv == [
         "/venv/bin/python",
         "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        "models:/stock-prediction@production",
-        "--env-manager",
-        "local",
-        "-h",
+        "uvicorn",
+        "--factory",
+        "stock_assets.mlflow_ops.serving.app:create_app",
+        "--host",
         "127.0.0.1",
-        "-p",
+        "--port",
         "5002",
+        "--workers",
+        "2",
+        "--limit-concurrency",
+        "32",
+        "--timeout-keep-alive",
+        "5",
+        "--no-access-log",
     ]
     assert env == {
         "PATH": f"/venv/bin{os.pathsep}/usr/bin",
@@ -76,11 +80,21 @@ def test_build_serve_command_is_mlflow_serve_with_the_store_and_the_venv_on_path
     }
     assert environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"  # not mutated
     argv, env = build_serve_command(
-        "0.0.0.0", 8080, "http://127.0.0.1:5000", workers=2, bin_dir="/b", environ={}
+        "0.0.0.0",
+        8080,
+        "http://127.0.0.1:5000",
+        workers=3,
+        max_request_bytes=1000,
+        bin_dir="/b",
+        environ={},
     )
     assert argv[0] == sys.executable
-    assert argv[-4:] == ["-p", "8080", "--workers", "2"]
-    assert env == {"PATH": "/b", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    assert argv[argv.index("--workers") + 1] == "3"
+    assert env == {
+        "PATH": "/b",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "STOCK_SERVE_MAX_REQUEST_BYTES": "1000",
+    }
 
 
 def test_sqlite_path() -> None:
@@ -221,7 +235,7 @@ def rows_and_expected(deployed) -> tuple[pd.DataFrame, pd.DataFrame]:
     """10 labelled feature rows and the model asset's answers for them (direction, P(up))."""
     result, data = deployed
     model = result.output_for_node("model")
-    rows = labelled_rows_in(read_value(data / "assets" / "features"), model.test_window).tail(10)
+    rows = labelled_rows_in(read_value(latest_path(data, "features")), model.test_window).tail(10)
     rows = rows[FEATURE_COLUMNS].reset_index(drop=True)
     pipeline = mlflow.sklearn.load_model(model.model_uri)
     expected = pd.DataFrame(

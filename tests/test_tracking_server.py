@@ -23,6 +23,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 from benchmarks.processes import free_port, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.training import labelled_rows_in
+from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.resources import EXPERIMENT_NAME, KFP_RUN_TAG
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, production_version
@@ -198,7 +199,7 @@ def test_logged_and_production_models_load_from_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult
 ) -> None:
     model = deployed.output_for_node("model")
-    table = read_value(client_data / "assets" / "features")
+    table = read_value(latest_path(client_data, "features"))
     features = labelled_rows_in(table, model.test_window).tail(20)[FEATURE_COLUMNS]
     logged = mlflow.pyfunc.load_model(model.model_uri)
     expected = mlflow.sklearn.load_model(model.model_uri).predict(features)

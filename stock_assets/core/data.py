@@ -32,6 +32,8 @@ VOLATILITY = 0.02
 START_DATE = "2023-01-01"
 
 _REQUIRED_CSV_COLUMNS = ["Date", *NUMERIC_COLUMNS]
+#: Volumes are stored as int64: 2**63 and above do not fit (and would wrap to a negative).
+_INT64_LIMIT = float(2**63)
 _EXPECTED_CSV = "expected Date, Open, High, Low, Close, Volume (any letter case)"
 # A UTC offset written after a time of day: "...00:00:00-05:00", "...00:00Z".
 _TZ_SUFFIX = r"(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d\d:?\d\d)$"
@@ -218,11 +220,24 @@ def _match_columns(columns: Sequence[object], source: str) -> tuple[dict[str, st
         names = ", ".join(repr(c) for c in missing)
         raise DataValidationError(
             f"{source}: missing column(s) {names}; {_EXPECTED_CSV}; "
-            f"found {', '.join(repr(str(c)) for c in columns)}"
+            f"found {', '.join(repr(str(c)) for c in columns)}{_separator_hint(columns)}"
         )
     mapping = {c: by_key[c.lower()][0] for c in _REQUIRED_CSV_COLUMNS}
     ticker_col = by_key.get("ticker", [None])[0]
     return mapping, ticker_col
+
+
+def _separator_hint(columns: Sequence[object]) -> str:
+    """A hint when the header was clearly split on the wrong separator (``;``, tab, ``|``)."""
+    header = " ".join(str(c) for c in columns)
+    for separator in (";", "\t", "|"):
+        if header.count(separator) >= 2:
+            shown = "tab" if separator == "\t" else repr(separator)
+            return (
+                f"; the separator looks like {shown}: save the file comma-separated, with a "
+                "dot as the decimal mark"
+            )
+    return ""
 
 
 def _parse_dates(raw: pd.Series, source: str) -> pd.Series:
@@ -356,6 +371,15 @@ def load_ohlcv_csv(
         source = f"{source} (rows dated on or before end_date {end.date()})"
     validate_ohlcv(frame, source=source)
 
+    # Volumes are stored as int64: a value that does not fit would wrap to a negative number.
+    volume = pd.to_numeric(frame["Volume"]).to_numpy(dtype=np.float64)
+    too_big = np.rint(volume) >= _INT64_LIMIT
+    if too_big.any():
+        where = _where(frame, too_big)
+        raise DataValidationError(
+            f"{source}: column 'Volume' has {int(too_big.sum())} value(s) too large to store, "
+            f"e.g. {volume[np.argmax(too_big)]:g} at {where}; expected a volume below 9.2e18"
+        )
     frame = frame.reset_index(drop=True)
     for col in PRICE_COLUMNS:
         frame[col] = pd.to_numeric(frame[col]).astype(np.float64)

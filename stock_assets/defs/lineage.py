@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, DagsterEventType, DataVersion, MetadataValue
 
@@ -42,7 +43,12 @@ class TableLineage:
 def table_lineage(context: AssetExecutionContext, table: pd.DataFrame) -> TableLineage:
     """Digest ``table`` (the asset's value) and tag the active MLflow run with the digest."""
     lineage = TableLineage(summarise(table))
-    tag_table_digest(context.asset_key.to_python_identifier(), lineage.summary)
+    from stock_assets.defs.resources import STORE_ERRORS, unreachable
+
+    try:
+        tag_table_digest(context.asset_key.to_python_identifier(), lineage.summary)
+    except STORE_ERRORS as error:
+        raise unreachable(mlflow.get_tracking_uri(), error) from None
     return lineage
 
 

@@ -130,6 +130,7 @@ def decision_metadata(decision: Decision) -> dict[str, Any]:
     return {
         "deploy": decision.deploy,
         "reason": decision.reason,
+        "registered_version": decision.registered_version,
         "accuracy": MetadataValue.float(decision.accuracy),
         "accuracy_threshold": MetadataValue.float(decision.accuracy_threshold),
         "baseline_accuracy": MetadataValue.float(decision.baseline_accuracy),

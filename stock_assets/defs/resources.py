@@ -15,10 +15,12 @@ run is left open for the pipeline's exit handler, which calls :meth:`end_pipelin
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import os
+import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from dagster import (
     BetaWarning,
     ConfigurableResource,
     DagsterEventType,
+    DagsterInstance,
     Definitions,
     Failure,
     InitResourceContext,
@@ -42,9 +45,17 @@ from pydantic import Field, PrivateAttr
 from stock_assets.core.selection import Comparison
 from stock_assets.core.training import TrainingResult
 from stock_assets.core.values import Champion, Promotion, TrainedModel
+from stock_assets.defs import liveness
 from stock_assets.mlflow_ops import registry, run_logging
 from stock_assets.mlflow_ops.run_logging import LoggedModel
-from stock_assets.paths import LOCAL_MLFLOW_UI, default_artifact_location, default_tracking_uri
+from stock_assets.mlflow_ops.store import first_use_lock
+from stock_assets.paths import (
+    LOCAL_MLFLOW_UI,
+    default_artifact_location,
+    default_tracking_uri,
+    redact_uri,
+    strip_credentials,
+)
 
 EXPERIMENT_NAME = "stock-prediction"
 EXPERIMENT_TAGS = {"project": "stock-prediction", "team": "ml"}
@@ -56,6 +67,7 @@ EXPERIMENT_KIND = "custom_model_development"
 DAGSTER_RUN_TAG = "dagster_run_id"
 KFP_RUN_TAG = "kfp_run_id"
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+_CREDENTIALS_IN_URL = re.compile(r"//([^/:@\s]*):[^/@\s]*@")
 
 # Bounded retries against an HTTP tracking server, so a server that is down fails the run in
 # seconds rather than after MLflow's default back-off of several minutes. MLflow reads these
@@ -78,6 +90,17 @@ def bounded_http_retries() -> Iterator[None]:
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+def _store_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A resource method whose store errors become :meth:`MlflowTracking.unreachable`."""
+
+    @functools.wraps(method)
+    def wrapper(self: MlflowTracking, *args: Any, **kwargs: Any) -> Any:
+        with self.reporting_errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class _AttachedRun(MlFlow):
@@ -134,7 +157,24 @@ class MlflowTracking(ConfigurableResource):
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri or default_tracking_uri()
+        """The store's URI, never with credentials (they go to MLFLOW_TRACKING_USERNAME/...)."""
+        if self.mlflow_tracking_uri:
+            return strip_credentials(self.mlflow_tracking_uri)
+        return default_tracking_uri()
+
+    def unreachable(self, error: BaseException) -> Failure:
+        """The one-line failure for a tracking store that is down or refused a request."""
+        return unreachable(self.tracking_uri, error)
+
+    @contextlib.contextmanager
+    def reporting_errors(self) -> Iterator[None]:
+        """Turn a store error (server down, refused request) into :meth:`unreachable`."""
+        try:
+            yield
+        except Failure:
+            raise
+        except STORE_ERRORS as error:
+            raise self.unreachable(error) from None
 
     @property
     def client(self) -> MlflowClient:
@@ -163,12 +203,8 @@ class MlflowTracking(ConfigurableResource):
                     experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
                 )
             return experiment.experiment_id
-        except MlflowException as error:
-            raise Failure(
-                f"MLflow tracking server at {self.tracking_uri} is not reachable or refused the "
-                f"request ({error.__class__.__name__}: {str(error).splitlines()[0]}). Start it "
-                "(make mlflow) or unset MLFLOW_TRACKING_URI to use the local SQLite store."
-            ) from error
+        except STORE_ERRORS as error:
+            raise self.unreachable(error) from None
 
     # --- the run of this step -------------------------------------------------------------
 
@@ -188,24 +224,35 @@ class MlflowTracking(ConfigurableResource):
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[MlflowTracking]:
         with bounded_http_retries():
             mlflow.set_tracking_uri(self.tracking_uri)  # the fluent API (log_model) reads it
-            self._run_id = self._find_or_create_run(context)
-            with warnings.catch_warnings():  # dagster-mlflow marks MlFlow beta; used knowingly
-                warnings.filterwarnings(
-                    "ignore", message="Class `MlFlow` is currently in beta", category=BetaWarning
-                )
-                _AttachedRun(
-                    context.replace_config(
-                        {
-                            "experiment_name": self.experiment_name,
-                            "mlflow_tracking_uri": self.tracking_uri,
-                            "mlflow_run_id": self._run_id,
-                        }
+            # One process at a time opens a fresh SQLite store (MLflow creates its schema).
+            with first_use_lock(self.tracking_uri), self.reporting_errors():
+                self._run_id = self._find_or_create_run(context)
+                with warnings.catch_warnings():  # dagster-mlflow marks MlFlow beta; knowingly
+                    warnings.filterwarnings(
+                        "ignore",
+                        message="Class `MlFlow` is currently in beta",
+                        category=BetaWarning,
                     )
-                )
+                    _AttachedRun(
+                        context.replace_config(
+                            {
+                                "experiment_name": self.experiment_name,
+                                "mlflow_tracking_uri": self.tracking_uri,
+                                "mlflow_run_id": self._run_id,
+                            }
+                        )
+                    )
             try:
                 yield self
             finally:
-                self._end_step(context)
+                try:
+                    self._end_step(context)
+                except STORE_ERRORS as error:  # the server went away: one line, no traceback
+                    _detach()
+                    context.log.error(
+                        f"{self.unreachable(error).description} The MLflow run stays RUNNING "
+                        "until the next run's sweep closes it."
+                    )
                 self._run_id = None
 
     def _find_or_create_run(self, context: InitResourceContext) -> str:
@@ -223,8 +270,14 @@ class MlflowTracking(ConfigurableResource):
                 prefix = job if not job.startswith("__") else "dagster"
                 key, value, name = DAGSTER_RUN_TAG, run_id, f"{prefix}-{run_id[:8]}"
             run_id, created = self._tagged_run(experiment_id, key, value, name, tags)
-        if not created:
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        if self.owns_run and context.instance is not None:
+            tags.update(orchestrator_tags(context.instance, context.run.run_id))
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        if self.owns_run and context.instance is not None:
+            for closed, status in self.sweep_orphans(context.instance, experiment_id, run_id):
+                context.log.warning(
+                    f"closed MLflow run {closed} ({status}): its Dagster run is no longer alive"
+                )
         context.log.info(
             f"{'created' if created else 'resuming'} MLflow run {run_id} ({name}) in experiment "
             f"{self.experiment_name!r}"
@@ -277,26 +330,33 @@ class MlflowTracking(ConfigurableResource):
 
     # --- what the assets record -----------------------------------------------------------
 
+    @_store_call
     def log_params(self, params: dict[str, Any]) -> None:
         mlflow.log_params(params)
 
+    @_store_call
     def log_metric(self, name: str, value: float) -> None:
         mlflow.log_metric(name, value)
 
+    @_store_call
     def set_tags(self, tags: dict[str, Any]) -> None:
         mlflow.set_tags(tags)
 
+    @_store_call
     def set_tag(self, key: str, value: Any) -> None:
         mlflow.set_tag(key, value)
 
+    @_store_call
     def log_training(self, result: TrainingResult, train_example: pd.DataFrame) -> LoggedModel:
         """Params, metrics, evaluation plots, the sklearn model and the served pyfunc."""
         return run_logging.log_training(result, train_example)
 
+    @_store_call
     def log_comparison(self, comparison: Comparison, folds: int, metric: str) -> Path:
         """One nested run per candidate, the comparison table and chart; the chart's path."""
         return run_logging.log_comparison(comparison, folds, metric)
 
+    @_store_call
     def run_url(self) -> str:
         """The run in the MLflow UI: the tracking server's, or ``make mlflow-ui``'s."""
         experiment_id = self.client.get_run(self.run_id).info.experiment_id
@@ -306,10 +366,12 @@ class MlflowTracking(ConfigurableResource):
 
     # --- the registry -----------------------------------------------------------------------
 
+    @_store_call
     def register_version(self, model_uri: str, tags: dict[str, Any]) -> str:
         """A new version of the registered model, from this run (stage None)."""
         return registry.register_version(self.client, model_uri, self.run_id, tags)
 
+    @_store_call
     def register_model(
         self, result: TrainingResult, logged: LoggedModel, lineage: Mapping[str, str]
     ) -> TrainedModel:
@@ -333,9 +395,11 @@ class MlflowTracking(ConfigurableResource):
             mlflow_run_id=self.run_id,
         )
 
+    @_store_call
     def mark_staging(self, version: str) -> None:
         registry.mark_staging(self.client, version)
 
+    @_store_call
     def score_production(
         self, test_rows: pd.DataFrame, feature_columns: Sequence[str], challenger_version: str
     ) -> Champion:
@@ -344,8 +408,14 @@ class MlflowTracking(ConfigurableResource):
             self.client, test_rows, feature_columns, challenger_version
         )
 
+    @_store_call
     def promote(self, version: str) -> Promotion:
         return registry.promote(self.client, version)
+
+    @_store_call
+    def production_version(self) -> str | None:
+        """The version ``production`` points at now, read from the registry."""
+        return registry.production_version(self.client)
 
     # --- runs that did not end themselves -------------------------------------------------
 
@@ -361,6 +431,30 @@ class MlflowTracking(ConfigurableResource):
         for run in runs:
             self.client.set_terminated(run.info.run_id, status=status)
         return [run.info.run_id for run in runs]
+
+    def sweep_orphans(
+        self, instance: DagsterInstance, experiment_id: str, current_run_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """End every RUNNING MLflow run of the experiment whose Dagster run is not alive.
+
+        Alive means: the Dagster run (in ``instance``) is not finished, and its orchestrator
+        process, when it ran on this host, still exists. A run of a KFP run is left to its exit
+        handler. Returns (MLflow run id, status set) pairs.
+        """
+        closed = []
+        running = self.client.search_runs(
+            [experiment_id], "attributes.status = 'RUNNING'", max_results=200
+        )
+        for run in running:
+            tags = run.data.tags
+            dagster_run_id = tags.get(DAGSTER_RUN_TAG)
+            if run.info.run_id == current_run_id or not dagster_run_id or KFP_RUN_TAG in tags:
+                continue
+            status = liveness.mlflow_end_status(instance, dagster_run_id, tags)
+            if status is not None:
+                self.client.set_terminated(run.info.run_id, status=status)
+                closed.append((run.info.run_id, status))
+        return closed
 
     def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
         """End the MLflow run of KFP run ``kfp_run_id`` with ``status``; return its id.
@@ -388,6 +482,52 @@ class MlflowTracking(ConfigurableResource):
             if run_id:
                 self.client.set_terminated(run_id, status=status)
             return run_id
+
+
+#: What a store that is down or refuses a request raises: MLflow's own errors, and requests'
+#: and urllib3's when a call fails below MLflow's retry layer.
+STORE_ERRORS: tuple[type[BaseException], ...] = (MlflowException, ConnectionError, OSError)
+try:
+    import requests
+
+    STORE_ERRORS = (*STORE_ERRORS, requests.exceptions.RequestException)
+except ImportError:  # pragma: no cover - requests comes with mlflow
+    pass
+
+
+def unreachable(uri: str, error: BaseException) -> Failure:
+    """The one-line failure for the tracking store at ``uri`` being down or refusing a request."""
+    detail = redact_text(str(error).splitlines()[0] if str(error) else "")
+    return Failure(
+        description=(
+            f"MLflow tracking server at {redact_uri(uri)} is not reachable or refused the "
+            f"request ({error.__class__.__name__}: {detail[:300]}). Start it (make mlflow) or "
+            "unset MLFLOW_TRACKING_URI to use the local SQLite store."
+        )
+    )
+
+
+def redact_text(text: str) -> str:
+    """``text`` with any ``//user:password@`` in a URL masked."""
+    return _CREDENTIALS_IN_URL.sub(r"//\1:***@", text)
+
+
+def orchestrator_tags(instance: DagsterInstance, dagster_run_id: str) -> dict[str, str]:
+    """The MLflow tags that let a sweep tell whether this Dagster run's process is alive."""
+    pid = liveness.orchestrator_pid(instance, dagster_run_id)
+    tags = {liveness.HOST_TAG: liveness.host_id()}
+    run = instance.get_run_by_id(dagster_run_id)
+    if run is not None and liveness.HOST_TAG not in run.tags:
+        instance.add_run_tags(dagster_run_id, {liveness.HOST_TAG: liveness.host_id()})
+    if pid is not None:
+        tags[liveness.PID_TAG] = str(pid)
+    return tags
+
+
+def _detach() -> None:
+    """Forget the active run locally without calling the (unreachable) server."""
+    with contextlib.suppress(Exception):
+        mlflow.tracking.fluent._active_run_stack.get().clear()
 
 
 def _author() -> str:

@@ -16,6 +16,7 @@ retrain_job = define_asset_job(
     name="retrain",
     selection=AssetSelection.groups(GROUP_NAME),
     description="Materialise the whole stock-prediction graph.",
+    tags={"stock_assets/job": "retrain"},  # dagster_instance.yaml: one such run at a time
 )
 
 NIGHTLY_CRON = "0 2 * * *"

@@ -3,19 +3,29 @@
 The tracking resource ends the MLflow run itself on success and failure. A Dagster run that is
 cancelled from the UI, or whose process is killed, never tears its resources down; these sensors
 (run by the daemon in ``dagster dev``) mark its MLflow run KILLED or FAILED instead of leaving it
-RUNNING forever.
+RUNNING forever. ``dead_runs`` finds the killed ones: Dagster's default run launcher cannot check
+a run worker's health, so it checks each unfinished run's process on this host
+(:mod:`stock_assets.defs.liveness`) and marks a dead run FAILED, which fires the failure sensor.
 """
 
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
+    RunsFilter,
     RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
     run_failure_sensor,
     run_status_sensor,
+    sensor,
 )
 
+from stock_assets.defs import liveness
 from stock_assets.defs.resources import MlflowTracking
+
+#: How often the daemon looks for dead runs.
+DEAD_RUN_INTERVAL_SECONDS = 30
 
 
 @run_failure_sensor(
@@ -37,3 +47,30 @@ def mlflow_run_on_cancel(context: RunStatusSensorContext) -> None:
     closed = MlflowTracking().close_open_runs(context.dagster_run.run_id, "KILLED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} KILLED")
+
+
+def fail_dead_runs(instance) -> list[str]:
+    """Mark every unfinished run whose process on this host is gone FAILED; their ids."""
+    dead = []
+    runs = instance.get_runs(filters=RunsFilter(statuses=list(liveness.UNFINISHED)))
+    for run in runs:
+        if liveness.is_dead(instance, run):
+            liveness.mark_failed(instance, run)
+            MlflowTracking().close_open_runs(run.run_id, "FAILED")
+            dead.append(run.run_id)
+    return dead
+
+
+@sensor(
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=DEAD_RUN_INTERVAL_SECONDS,
+    description=(
+        "Mark a run FAILED when its process on this host is gone (killed or crashed), and end "
+        "its MLflow run FAILED."
+    ),
+)
+def dead_runs(context: SensorEvaluationContext):
+    dead = fail_dead_runs(context.instance)
+    if dead:
+        context.log.info(f"marked dead run(s) {', '.join(dead)} FAILED")
+    return SkipReason(f"{len(dead)} dead run(s) marked FAILED" if dead else "no dead run")

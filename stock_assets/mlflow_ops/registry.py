@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -48,6 +49,16 @@ LINEAGE_TABLES = ("stock_data", "features", "train", "test")
 
 class RegistryError(ValueError):
     """A registry action that cannot be done, with what to do instead."""
+
+
+def normalise_version(version: str | int) -> str:
+    """A version number as the registry spells it: ``'01'``, ``' 1'`` and ``1`` are ``'1'``."""
+    text = str(version).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise RegistryError(
+            f"version {str(version)!r} is not a version number; expected a whole number such as 3"
+        )
+    return str(int(text))
 
 
 def production_version(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> str | None:
@@ -112,6 +123,7 @@ def link_logged_model(client: MlflowClient, model_id: str, name: str, version: i
 
 def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> None:
     """Point ``staging`` at a version that passed the checks and the threshold."""
+    version = normalise_version(version)
     _require_version(client, name, version)
     client.set_registered_model_alias(name, STAGING_ALIAS, version)
     if _stage(client, name, version) == "none":
@@ -121,8 +133,11 @@ def mark_staging(client: MlflowClient, version: str, name: str = REGISTERED_MODE
 def promote(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAME) -> Promotion:
     """Move ``production`` to ``version``; the version that loses it is tagged archived.
 
-    Promoting the version already in production changes nothing.
+    Promoting the version already in production changes nothing (its stage tag is repaired
+    if it says otherwise). The alias is read back after writing: when another promotion
+    raced this one, :func:`production_version` afterwards is the truth to report.
     """
+    version = normalise_version(version)
     _require_version(client, name, version)
     previous = production_version(client, name)
     if previous != version:
@@ -132,6 +147,8 @@ def promote(client: MlflowClient, version: str, name: str = REGISTERED_MODEL_NAM
             _set_stage(client, name, previous, "archived")
         history = [v for v in _history(client, name) if v != version] + [version]
         client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    elif _stage(client, name, version) != "production":
+        _set_stage(client, name, version, "production")
     return Promotion(
         name=name,
         version=version,
@@ -219,6 +236,7 @@ def describe_version(
     """One version's run, data lineage, metrics, stage, aliases and stage history."""
     from stock_assets.mlflow_ops.lineage import datasets_used
 
+    version = normalise_version(version)
     _require_version(client, name, version)
     mv = client.get_model_version(name, str(version))
     aliases = sorted(
@@ -347,7 +365,22 @@ def _history(client: MlflowClient, name: str) -> list[str]:
         tags = client.get_registered_model(name).tags
     except MlflowException:
         return []
-    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+    history: list[str] = []
+    for entry in tags.get(HISTORY_TAG, "").split(","):
+        if entry.strip().isdigit() and normalise_version(entry) not in history:
+            history.append(normalise_version(entry))
+    return history
+
+
+def require_store(uri: str) -> None:
+    """Refuse a local SQLite store that does not exist, rather than create an empty one."""
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if path != ":memory:" and not Path(path).is_file():
+            raise RegistryError(
+                f"no MLflow store at {path}: run the pipeline first (make dev), or set "
+                "MLFLOW_TRACKING_URI to your tracking server"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,9 +407,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from stock_assets.paths import default_tracking_uri
 
-    mlflow.set_tracking_uri(default_tracking_uri())
-    client = MlflowClient()
+    uri = default_tracking_uri()
     try:
+        require_store(uri)
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient()
         if args.command == "list":
             rows = list_versions(client)
             header = f"{'version':>7}  {'aliases':<20} {'stage':<11} {'model_type':<18} accuracy"

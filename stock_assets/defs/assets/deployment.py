@@ -45,7 +45,13 @@ def deploy_decision(
     if champion.accuracy is not None:
         mlflow.log_metric("champion_accuracy", champion.accuracy)
     verdict = "approved" if decision.deploy else "rejected"
-    mlflow.set_tags({"deploy_decision": verdict, "deploy_reason": decision.reason})
+    mlflow.set_tags(
+        {
+            "deploy_decision": verdict,
+            "deploy_reason": decision.reason,
+            "decided_version": decision.registered_version,  # the version this run judged
+        }
+    )
     context.log.info(("Deploy: " if decision.deploy else "Do not deploy: ") + decision.reason)
     return Output(decision, metadata=decision_metadata(decision))
 
@@ -69,12 +75,21 @@ def deployed_model(
         context.log.info(f"Skipped: {deploy_decision.reason}; production is unchanged.")
         return
     promoted = mlflow.promote(deploy_decision.registered_version)
-    mlflow.set_tag("production_version", promoted.version)
+    # Read back: a promotion by hand (stock-registry) or by another run may have raced this one,
+    # and the run reports where production really is, not where it meant to put it.
+    actual = mlflow.production_version()
+    mlflow.set_tag("production_version", str(actual))
+    if actual != promoted.version:
+        context.log.warning(
+            f"version {promoted.version} was promoted, but production now points at version "
+            f"{actual}: another promotion happened at the same time"
+        )
     yield Output(
         promoted,
         metadata={
             "registered_model": promoted.name,
             "version": promoted.version,
+            "production_version_after": str(actual),
             "previous_production_version": str(promoted.previous_production_version),
             "model_uri": promoted.model_uri,
         },

@@ -63,7 +63,8 @@ def model(
     if comparison is not None:
         chart = mlflow.log_comparison(comparison, config.cv_folds, config.selection_metric)
     logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
-    lineage = log_training_data(features, split, stored_input(context, "features"))
+    with mlflow.reporting_errors():
+        lineage = log_training_data(features, split, stored_input(context, "features"))
     trained = mlflow.register_model(result, logged, lineage)
     window = trained.test_window
     context.log.info(

@@ -1,10 +1,13 @@
-"""Serve the production model over HTTP with ``mlflow models serve``.
+"""Serve the production model over HTTP: MLflow's scoring app behind our guard, under uvicorn.
 
-Run: ``stock-serve [--port 5002] [--host 127.0.0.1] [--workers N]`` (``make serve``).
+Run: ``stock-serve [--port 5002] [--host 127.0.0.1] [--workers 2]`` (``make serve``).
 It serves ``models:/stock-prediction@production`` from the project's tracking store
 (``MLFLOW_TRACKING_URI``, else the SQLite store in the data directory), in this Python
-environment (``--env-manager local``). Before starting, it checks that the alias exists and,
-if not, says how to get a production model and exits with code 1.
+environment, through :func:`stock_assets.mlflow_ops.serving.app.create_app` (a request size
+limit answered with 413, row/column messages for bad input, errors without stack traces), with
+several uvicorn workers and a concurrency limit so one slow client does not stall the others.
+Before starting, it checks that the alias exists and, if not, says how to get a production
+model and exits with code 1.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
-from stock_assets.paths import default_tracking_uri
+from stock_assets.mlflow_ops.serving.app import MAX_BYTES_ENV, MAX_REQUEST_BYTES
+from stock_assets.paths import default_tracking_uri, redact_uri
 
 MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
 DEFAULT_HOST = "127.0.0.1"
@@ -29,6 +33,10 @@ DEPLOY_COMMAND = (
     '\'{"ops": {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}}\''
 )
 PROMOTE_COMMAND = "stock-registry promote N"
+APP_FACTORY = "stock_assets.mlflow_ops.serving.app:create_app"
+DEFAULT_WORKERS = 2
+#: Requests in progress per worker beyond which uvicorn answers 503 at once.
+LIMIT_CONCURRENCY = 32
 
 
 def build_serve_command(
@@ -37,11 +45,12 @@ def build_serve_command(
     tracking_uri: str,
     *,
     workers: int | None = None,
+    max_request_bytes: int | None = None,
     python: str | None = None,
     bin_dir: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The ``mlflow models serve`` argv and environment for serving the production model.
+    """The uvicorn argv and environment for serving the production model (:mod:`.app`).
 
     ``python`` and ``bin_dir`` default to this interpreter and its scripts directory (where
     ``uvicorn`` lives; mlflow finds it on PATH), ``environ`` to ``os.environ``; given all
@@ -56,20 +65,23 @@ def build_serve_command(
     argv = [
         python,
         "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        MODEL_URI,
-        "--env-manager",
-        "local",
-        "-h",
+        "uvicorn",
+        "--factory",
+        APP_FACTORY,
+        "--host",
         host,
-        "-p",
+        "--port",
         str(port),
+        "--workers",
+        str(workers or DEFAULT_WORKERS),
+        "--limit-concurrency",
+        str(LIMIT_CONCURRENCY),
+        "--timeout-keep-alive",
+        "5",
+        "--no-access-log",
     ]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
+    if max_request_bytes is not None:
+        env[MAX_BYTES_ENV] = str(max_request_bytes)
     return argv, env
 
 
@@ -129,7 +141,7 @@ def missing_model_message(tracking_uri: str, reason: str) -> str:
     return (
         f"error: no production model to serve: registered model {REGISTERED_MODEL_NAME!r} "
         f"with alias {PRODUCTION_ALIAS!r} ({MODEL_URI}) was not found in the MLflow tracking "
-        f"store {tracking_uri}: {reason}.\n"
+        f"store {redact_uri(tracking_uri)}: {reason}.\n"
         "Train and deploy a model first, e.g. run the whole pipeline with "
         "accuracy_threshold=0 so that it is always promoted:\n"
         f"  {DEPLOY_COMMAND}\n"
@@ -149,7 +161,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument(
-        "--workers", type=int, default=None, help="uvicorn workers (default: mlflow's, 1)"
+        "--workers", type=int, default=DEFAULT_WORKERS, help=f"uvicorn workers ({DEFAULT_WORKERS})"
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=MAX_REQUEST_BYTES,
+        help=f"larger request bodies get 413 ({MAX_REQUEST_BYTES} = 1 MiB)",
     )
     return parser.parse_args(argv)
 
@@ -162,9 +180,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if reason is not None:
         print(missing_model_message(tracking_uri, reason), file=sys.stderr)
         sys.exit(1)
-    command, env = build_serve_command(args.host, args.port, tracking_uri, workers=args.workers)
+    command, env = build_serve_command(
+        args.host,
+        args.port,
+        tracking_uri,
+        workers=args.workers,
+        max_request_bytes=args.max_request_bytes,
+    )
     print(
-        f"serving {MODEL_URI} from {tracking_uri} on http://{args.host}:{args.port} "
+        f"serving {MODEL_URI} from {redact_uri(tracking_uri)} on http://{args.host}:{args.port} "
         "(POST /invocations, GET /ping)",
         file=sys.stderr,
         flush=True,
