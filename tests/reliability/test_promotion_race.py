@@ -1,0 +1,78 @@
+"""Defect 6, the race: a promotion by hand while a run deploys. The run reports the real state.
+
+The race is made deterministic, with real parts only: the run's own promotion goes through the
+real registry, then a real ``stock-registry promote`` process moves production back to the
+earlier version before ``deployed_model`` reads the registry again. Before the fix the run
+claimed its own version as production although the registry ended elsewhere.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from dagster import DagsterInstance, materialize
+
+from stock_assets.core.values import Promotion
+from stock_assets.definitions import defs
+from stock_assets.defs.resources import MlflowTracking
+from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
+
+pytestmark = pytest.mark.slow
+
+APPROVE_ALWAYS = {
+    "deploy_decision": {"config": {"accuracy_threshold": 0.0, "challenge_production": False}}
+}
+
+
+class PromotedThenRaced(MlflowTracking):
+    """The project's resource; right after its promotion, a real CLI promotes version 1."""
+
+    def promote(self, version: str) -> Promotion:
+        promoted = super().promote(version)
+        racer = subprocess.run(
+            [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "promote", "1"],
+            cwd=PROJECT_ROOT,
+            env=env_for_subprocess(MLFLOW_TRACKING_URI=self.tracking_uri),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert racer.returncode == 0, racer.stderr
+        return promoted
+
+
+def test_a_run_reports_where_production_really_is_after_a_racing_promotion(
+    data_dir: Path, mlflow_store: str
+) -> None:
+    first = materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources=defs.resources,
+        run_config={"ops": APPROVE_ALWAYS},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert first.success, failure_text(first)
+    resources = {**defs.resources, "mlflow": PromotedThenRaced()}
+    second = materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources=resources,
+        run_config={"ops": APPROVE_ALWAYS},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert second.success, failure_text(second)
+
+    registered = second.output_for_node("model").registered_version
+    assert registered != "1"
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("stock-prediction", "production").version) == "1"
+    # The run says what the registry says, not what it meant to do.
+    run = mlflow_run_for(second)
+    assert run.data.tags["production_version"] == "1"
+    (event,) = second.asset_materializations_for_node("deployed_model")
+    assert event.metadata["production_version_after"].value == "1"
+    assert event.metadata["version"].value == registered
