@@ -63,7 +63,9 @@ def stored_input(context: AssetExecutionContext, input_name: str) -> StoredTable
     asset_key = context.asset_key_for_input(input_name)
     step_key = context.get_step_execution_context().step.key
     location = None
-    for entry in context.instance.all_logs(context.run_id, of_type=DagsterEventType.LOADED_INPUT):
+    for entry in context.instance.all_logs(
+        context.run.run_id, of_type=DagsterEventType.LOADED_INPUT
+    ):
         event = entry.dagster_event
         if event is None or event.step_key != step_key:
             continue
@@ -73,7 +75,7 @@ def stored_input(context: AssetExecutionContext, input_name: str) -> StoredTable
         latest = context.instance.get_latest_materialization_event(asset_key)
         if latest is not None and latest.asset_materialization is not None:
             location = _location(latest.asset_materialization.metadata)
-    run_ids = {"dagster_run_id": context.run_id}
+    run_ids = {"dagster_run_id": context.run.run_id}
     run_ids.update({tag: context.run.tags[tag] for tag in RUN_ID_TAGS if tag in context.run.tags})
     return StoredTable(asset=asset_key.to_user_string(), location=location, run_ids=run_ids)
 
