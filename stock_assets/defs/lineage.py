@@ -7,12 +7,20 @@ to MLflow). Both work the same in a Dagster run and in a KFP task, which runs th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import mlflow
 import pandas as pd
-from dagster import AssetExecutionContext, DagsterEventType, DataVersion, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    BetaWarning,
+    DagsterEventType,
+    DataVersion,
+    MetadataValue,
+    Output,
+)
 
 from stock_assets.core.lineage import TableSummary, summarise
 from stock_assets.mlflow_ops.lineage import StoredTable, tag_table_digest
@@ -38,6 +46,16 @@ class TableLineage:
     def metadata(self) -> dict[str, Any]:
         """The digest, for the materialisation's metadata panel."""
         return {"data_digest": MetadataValue.text(self.summary.digest)}
+
+    def output(self, table: pd.DataFrame, metadata: dict[str, Any]) -> Output[pd.DataFrame]:
+        """``table`` as the asset's ``Output``, with this data version and the digest shown."""
+        with warnings.catch_warnings():  # Output(data_version=) is marked beta; used knowingly
+            warnings.filterwarnings(
+                "ignore", message="Parameter `data_version`", category=BetaWarning
+            )
+            return Output(
+                table, data_version=self.data_version, metadata={**self.metadata, **metadata}
+            )
 
 
 def table_lineage(context: AssetExecutionContext, table: pd.DataFrame) -> TableLineage:

@@ -43,9 +43,4 @@ def stock_data(
             "data_rows": len(bars),
         }
     )
-    lineage = table_lineage(context, bars)
-    return Output(
-        bars,
-        metadata={"source": source, **frame_metadata(bars), **lineage.metadata},
-        data_version=lineage.data_version,
-    )
+    return table_lineage(context, bars).output(bars, {"source": source, **frame_metadata(bars)})

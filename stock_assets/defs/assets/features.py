@@ -26,12 +26,9 @@ def features(
     table = compute_features(stock_data)
     labelled = table[TARGET_COLUMN].notna()
     mlflow.log_params({"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())})
-    lineage = table_lineage(context, table)
-    return Output(
+    return table_lineage(context, table).output(
         table,
-        data_version=lineage.data_version,
-        metadata={
-            **lineage.metadata,
+        {
             **frame_metadata(
                 table, ["Date", "Ticker", "Close", *FEATURE_COLUMNS[:6], TARGET_COLUMN]
             ),
