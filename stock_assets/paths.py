@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -65,3 +67,19 @@ def default_tracking_uri() -> str:
 def default_artifact_location() -> str:
     """Artifact root for a local store, next to the SQLite file rather than in the CWD."""
     return (data_dir() / "mlartifacts").as_uri()
+
+
+@contextlib.contextmanager
+def environment_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the duration, except those the user set already.
+
+    MLflow reads its HTTP retry and timeout settings only from the environment; what this adds
+    is removed afterwards, and the user's own settings win.
+    """
+    added = [name for name in values if name not in os.environ]
+    os.environ.update({name: values[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

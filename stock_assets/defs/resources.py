@@ -53,6 +53,7 @@ from stock_assets.paths import (
     LOCAL_MLFLOW_UI,
     default_artifact_location,
     default_tracking_uri,
+    environment_defaults,
     redact_uri,
     strip_credentials,
 )
@@ -80,16 +81,9 @@ HTTP_LIMITS = {
 }
 
 
-@contextlib.contextmanager
-def bounded_http_retries() -> Iterator[None]:
+def bounded_http_retries() -> contextlib.AbstractContextManager[None]:
     """:data:`HTTP_LIMITS` in the environment for the duration; the user's own values win."""
-    added = [name for name in HTTP_LIMITS if name not in os.environ]
-    os.environ.update({name: HTTP_LIMITS[name] for name in added})
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
+    return environment_defaults(HTTP_LIMITS)
 
 
 def _store_call(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,16 +13,15 @@ model and exits with code 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 from stock_assets.mlflow_ops.serving.app import MAX_BYTES_ENV, MAX_REQUEST_BYTES
-from stock_assets.paths import default_tracking_uri, redact_uri
+from stock_assets.paths import default_tracking_uri, environment_defaults, redact_uri
 
 MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
 DEFAULT_HOST = "127.0.0.1"
@@ -93,18 +92,9 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
 
 
-@contextlib.contextmanager
-def _fail_fast_http() -> Iterator[None]:
-    """One try, 10 s at most, for requests to an HTTP tracking server (mlflow's defaults retry
-    for minutes); the user's own settings win, and the environment is restored afterwards."""
-    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    added = [name for name in limits if name not in os.environ]
-    os.environ.update({name: limits[name] for name in added})
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
+#: One try, 10 s at most, for requests to an HTTP tracking server (MLflow's defaults retry for
+#: minutes).
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def missing_model_reason(tracking_uri: str) -> str | None:
@@ -121,7 +111,7 @@ def missing_model_reason(tracking_uri: str) -> str | None:
 
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        with _fail_fast_http():
+        with environment_defaults(FAIL_FAST_HTTP):
             versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
             if versions and production_version(client) is not None:
                 return None
