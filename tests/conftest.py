@@ -13,6 +13,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.definitions import defs
+from stock_assets.defs.config import run_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +71,14 @@ def deployed(
 def run_graph(
     ops_config: dict[str, dict[str, Any]] | None = None, selection: Any = None
 ) -> ExecuteInProcessResult:
-    """Materialise the whole graph (or ``selection``) in process, as a test of real Dagster."""
-    run_config = {"ops": {op: {"config": cfg} for op, cfg in (ops_config or {}).items()}}
+    """Materialise the whole graph (or ``selection``) in process, as a test of real Dagster.
+
+    ``ops_config`` is each asset's config by asset name (:func:`run_config` places ``model``'s).
+    """
     return materialize(
         [*defs.assets, *defs.asset_checks],
         resources=defs.resources,
-        run_config=run_config,
+        run_config=run_config(ops_config or {}),
         selection=selection,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,

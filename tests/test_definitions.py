@@ -9,9 +9,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dagster import DagsterInstance, build_schedule_context, validate_run_config
+from dagster import DagsterEventType, DagsterInstance, build_schedule_context, validate_run_config
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
+from stock_assets.core.selection import DEFAULT_CANDIDATES
 from stock_assets.definitions import defs
 from stock_assets.defs.schedules import nightly_retrain
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
@@ -74,7 +75,8 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     top_level = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert len(runs) - len(top_level) == 7  # the candidates, nested under the pipeline's run
+    # the default candidates, nested under the pipeline's run
+    assert len(runs) - len(top_level) == len(DEFAULT_CANDIDATES)
     assert len(top_level) == 1
     runs = top_level
     run = runs[0]
@@ -96,12 +98,24 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(
         logs = instance.all_logs(run.data.tags["dagster_run_id"])
     finally:
         instance.dispose()
+    # each candidate was scored in its own step, in its own process (the multiprocess executor)
+    scored = {
+        e.step_key: e.dagster_event.pid
+        for e in logs
+        if e.dagster_event is not None
+        and e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
+        and (e.step_key or "").startswith("model.score_candidate[")
+    }
+    assert len(scored) == len(DEFAULT_CANDIDATES) and len(set(scored.values())) == len(scored)
     said = [e.user_message for e in logs if "MLflow run" in e.user_message]
     created = [m for m in said if m.startswith(f"created MLflow run {run.info.run_id} ")]
     resumed = [m for m in said if m.startswith(f"resuming MLflow run {run.info.run_id} ")]
     steps = {e.step_key for e in logs if e.is_dagster_event and e.dagster_event.is_step_start}
     assert len(created) == 1, said
-    assert len(resumed) == len(steps) - 1 >= 4, said  # every other step resumed the same run
+    # every other step that uses MLflow resumed the same run; planning and scoring candidates
+    # do not touch MLflow
+    tracked = {s for s in steps if not s.startswith(("model.plan_", "model.score_"))}
+    assert len(resumed) == len(tracked) - 1 >= 4, said
     assert not [m for m in said if "Starting a new mlflow run" in m]
     (trained,) = [e.user_message for e in logs if "always-majority baseline" in e.user_message]
     window = run.data.tags["mlflow.note.content"].split("on the test window ")[1].split(" (")[0]

@@ -16,7 +16,18 @@ from tests.kfp_helpers import all_tasks, export, load_spec
 
 pytestmark = pytest.mark.slow
 
-ASSET_TASKS = {"stock-data", "features", "model", "deploy-decision", "deployed-model"}
+#: One task per asset; the graph-backed ``model`` asset is one task per op, its scoring op in a
+#: ParallelFor over the candidates.
+EXPECTED_EDGES = {
+    "stock-data": set(),
+    "features": {"stock-data"},
+    "model-plan-candidates": {"features"},
+    "for-loop-2": {"features", "model-plan-candidates"},  # ParallelFor: model-score-candidate
+    "model-score-candidate": {"features"},  # and the loop's item
+    "model-train-best": {"features", "for-loop-2", "model-plan-candidates"},
+    "deploy-decision": {"features", "model-train-best"},
+    "deployed-model": {"deploy-decision"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +57,40 @@ def test_two_exports_are_byte_identical(stock_yaml: Path, tmp_path: Path) -> Non
     validate_pipeline_yaml(again.read_text())
 
 
-def test_one_task_per_asset_with_the_graph_edges(stock_yaml: Path) -> None:
+def test_one_task_per_asset_or_op_with_the_graph_edges(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
-    tasks = {n: t for n, t in all_tasks(spec).items() if n in ASSET_TASKS}
-    graph = defs.resolve_asset_graph()
-    expected = {
-        key.to_user_string().replace("_", "-"): {
-            p.to_user_string().replace("_", "-") for p in graph.get(key).parent_keys
-        }
-        for key in graph.toposorted_asset_keys
-    }
-    assert set(tasks) == set(expected)
+    tasks = {n: t for n, t in all_tasks(spec).items() if n in EXPECTED_EDGES}
     resolver = "resolve-scheduled-dates"  # the exporter's own first task (schedule dates)
-    assert {name: _dependencies(task) - {resolver} for name, task in tasks.items()} == expected
+    assert {name: _dependencies(task) - {resolver} for name, task in tasks.items()} == (
+        EXPECTED_EDGES
+    )
     assert resolver in _dependencies(tasks["stock-data"])
+    # every asset of the graph has its task(s); the model's are its three ops
+    graph = defs.resolve_asset_graph()
+    assets = {key.to_user_string().replace("_", "-") for key in graph.toposorted_asset_keys}
+    assert {name.split("-plan")[0].split("-score")[0].split("-train")[0] for name in tasks} - {
+        "for-loop-2"
+    } == assets
+
+
+def test_candidates_fan_out_as_a_parallel_for_with_their_own_pods(stock_yaml: Path) -> None:
+    spec = load_spec(stock_yaml)
+    loop = all_tasks(spec)["for-loop-2"]
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert items == "pipelinechannel--model-plan-candidates-Output"
+    assert set(spec["components"]["comp-for-loop-2"]["dag"]["tasks"]) == {"model-score-candidate"}
+    assert "iteratorPolicy" not in loop  # no parallelism limit: one pod per candidate at once
+    # dsl.Collected: the best-model task reads every iteration's score
+    collected = all_tasks(spec)["model-train-best"]["inputs"]["artifacts"]
+    assert collected["model__score_candidate"]["taskOutputArtifact"]["producerTask"] == (
+        "for-loop-2"
+    )
+    executors = spec["deploymentSpec"]["executors"]
+    scoring = executors["exec-model-score-candidate"]["container"]["resources"]
+    assert (scoring["resourceCpuRequest"], scoring["resourceMemoryLimit"]) == ("2", "4Gi")
+    # scoring is a pure function of the features and the item: cached on a cluster
+    cached = all_tasks(spec)["model-score-candidate"]["cachingOptions"]
+    assert cached.get("enableCache") is True
 
 
 def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) -> None:
@@ -67,11 +98,11 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     declared = spec["root"]["inputDefinitions"]["parameters"]
     expected = {}
     for key in defs.resolve_asset_graph().toposorted_asset_keys:
-        fn = defs.get_assets_def(key).op.compute_fn.decorated_fn
-        config_class = fn.__annotations__.get("config")
-        if config_class:
-            for name, info in config_class.model_fields.items():
-                expected[name] = info.get_default(call_default_factory=True)
+        for op_def in defs.get_assets_def(key).node_def.iterate_op_defs():
+            config_class = op_def.compute_fn.decorated_fn.__annotations__.get("config")
+            if config_class:
+                for name, info in config_class.model_fields.items():
+                    expected[name] = info.get_default(call_default_factory=True)
     assert set(declared) == set(expected)
     assert {"days", "seed", "model_type", "accuracy_threshold"} <= set(declared)
     for name, default in expected.items():
@@ -117,14 +148,15 @@ def test_artifacts_metrics_caching_and_docs(stock_yaml: Path) -> None:
 
     assert output_type("comp-stock-data", "stock_data") == "system.Dataset"
     assert output_type("comp-features", "features") == "system.Dataset"
-    assert output_type("comp-model", "model") == "system.Model"
-    assert output_type("comp-model", "metrics") == "system.Metrics"
+    assert output_type("comp-model-train-best", "model__train_best") == "system.Model"
+    assert output_type("comp-model-train-best", "metrics") == "system.Metrics"
     tasks = all_tasks(spec)
     cached = {n: t.get("cachingOptions", {}).get("enableCache", False) for n, t in tasks.items()}
     assert cached["stock-data"] and cached["features"]  # code_version set
-    assert not cached["model"] and not cached["deployed-model"]  # side effects: no cache
+    assert not cached["model-train-best"] and not cached["deployed-model"]  # side effects
+    assert not cached["model-plan-candidates"]
     assert tasks["stock-data"]["taskInfo"]["name"] == "Daily OHLCV bars"
-    executor = spec["deploymentSpec"]["executors"]["exec-model"]["container"]
+    executor = spec["deploymentSpec"]["executors"]["exec-model-train-best"]["container"]
     assert executor["image"] == "stock-assets:0.1.0"
     source = executor["command"][-1]
     assert "from exporters.kfp import runtime as _kfp_runtime" in source
@@ -148,13 +180,13 @@ def test_mlflow_uri_and_secret_without_credentials(tmp_path: Path) -> None:
     text = path.read_text()
     assert "s3cret-value" not in text
     spec = load_spec(path)
-    env = spec["deploymentSpec"]["executors"]["exec-model"]["container"]["env"]
+    env = spec["deploymentSpec"]["executors"]["exec-model-train-best"]["container"]["env"]
     assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlflow.svc:5000"} in env
     assert "registry.example/stock-assets:1" in text
     import yaml
 
     platform = list(yaml.safe_load_all(text))[1]["platforms"]["kubernetes"]["deploymentSpec"]
-    secrets = platform["executors"]["exec-model"]["secretAsEnv"]
+    secrets = platform["executors"]["exec-model-train-best"]["secretAsEnv"]
     assert secrets[0]["secretName"] == "mlflow-credentials"
     assert {m["envVar"] for m in secrets[0]["keyToEnv"]} >= {
         "MLFLOW_TRACKING_USERNAME",
@@ -316,7 +348,8 @@ def test_the_run_id_comes_from_the_pods_label(stock_yaml: Path) -> None:
     platform = _platform(stock_yaml)
     for executor in (
         "exec-stock-data",
-        "exec-model",
+        "exec-model-train-best",
+        "exec-model-score-candidate",
         "exec-deployed-model",
         "exec-end-tracking-run",
     ):

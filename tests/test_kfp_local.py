@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from exporters.kfp.runtime import read_value as read_artifact
+from stock_assets.core.selection import DEFAULT_CANDIDATES, parse_candidates
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
@@ -17,7 +18,14 @@ from tests.kfp_helpers import executed_tasks, export, run_yaml
 
 pytestmark = pytest.mark.slow
 
-ASSET_TASKS = {"stock-data", "features", "model", "deploy-decision", "deployed-model"}
+ASSET_TASKS = {
+    "stock-data",
+    "features",
+    "model-plan-candidates",  # the graph-backed model: one task per op, the candidates'
+    "model-train-best",  # scoring in ParallelFor iterations (for-loop-*-iteration-*)
+    "deploy-decision",
+    "deployed-model",
+}
 PLUMBING = {"resolve-scheduled-dates", "end-tracking-run"}
 
 
@@ -93,10 +101,27 @@ def test_approved_run_matches_dagster_and_moves_production(
         read_value(run_dir / "features" / "features"),
         read_value(latest_path(data_dir, "features")),
     )
-    dagster_metrics = dagster.output_for_node("model").metrics
-    kfp_metrics = read_value(run_dir / "model" / "model").metrics
-    assert kfp_metrics == dagster_metrics
-    assert run.data.metrics["accuracy"] == pytest.approx(dagster_metrics["accuracy"])
+    dagster_model = dagster.output_for_node("model")
+    kfp_model = read_value(run_dir / "model-train-best" / "model__train_best")
+    assert (kfp_model.model_type, kfp_model.hyperparameters, kfp_model.metrics) == (
+        dagster_model.model_type,
+        dagster_model.hyperparameters,
+        dagster_model.metrics,
+    )
+    assert run.data.metrics["accuracy"] == pytest.approx(dagster_model.metrics["accuracy"])
+
+    # Each default candidate was scored in its own ParallelFor iteration, with Dagster's scores.
+    scored = [
+        read_value(path)
+        for path in run_dir.glob("for-loop-*-iteration-*/model-score-candidate/*score_candidate")
+    ]
+    dagster_scores = dagster.output_for_node("model.score_candidate")  # by mapping key
+    assert sorted(s.plan.label for s in scored) == sorted(
+        c.label for c in parse_candidates(DEFAULT_CANDIDATES)
+    )
+    assert {s.plan.mapping_key: s.folds for s in scored} == {
+        key: score.folds for key, score in dagster_scores.items()
+    }
 
 
 def test_failed_task_fails_the_mlflow_run_and_leaves_production(

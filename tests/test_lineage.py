@@ -24,6 +24,7 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.core.lineage import frame_digest
 from stock_assets.core.training import time_split
 from stock_assets.definitions import defs
+from stock_assets.defs.config import run_config
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, mark_staging, promote
@@ -39,13 +40,13 @@ def _materialize(
     instance: DagsterInstance, csv: Path, assets: tuple[str, ...]
 ) -> ExecuteInProcessResult:
     config: dict[str, Any] = {
-        "stock_data": {"config": {"csv_path": str(csv)}},
-        "model": {"config": {"model_type": "logistic", "test_size": TEST_SIZE}},
+        "stock_data": {"csv_path": str(csv)},
+        "model": {"model_type": "logistic", "test_size": TEST_SIZE},
     }
     result = materialize(
         [*defs.assets, *defs.asset_checks],
         resources=defs.resources,
-        run_config={"ops": {op: cfg for op, cfg in config.items() if op in assets}},
+        run_config=run_config({op: cfg for op, cfg in config.items() if op in assets}),
         selection=AssetSelection.assets(*assets),
         instance=instance,
         raise_on_error=False,

@@ -29,6 +29,7 @@ FAST = {
     "random_forest": {"n_estimators": 15, "max_depth": 4},
     "gradient_boosting": {"n_estimators": 15, "max_depth": 2},
     "logistic": {"C": 1.0},
+    "hist_gradient_boosting": {"max_iter": 30, "max_leaf_nodes": 7},
 }
 
 

@@ -28,9 +28,22 @@ from stock_assets.core.training import (
     majority_class,
     resolve_hyperparameters,
 )
+from stock_assets.core.values import CandidatePlan, CandidateScore
 
-#: The reference pipeline's ``compare_models`` grid.
+#: The default set: its cost grows at most linearly with the rows and each fit is bounded
+#: (histogram boosting stops early; each forest tree draws at most 20,000 rows), so a nightly
+#: run over 500 tickers x 10 years ends in minutes on one machine (README, "Scale").
 DEFAULT_CANDIDATES = [
+    "hist_gradient_boosting: max_iter=200, learning_rate=0.1, max_leaf_nodes=31",
+    "hist_gradient_boosting: max_iter=200, learning_rate=0.05, max_leaf_nodes=15, "
+    "l2_regularization=1.0",
+    "logistic: C=0.1, max_iter=1000",
+    "logistic: C=1.0, max_iter=1000",
+    "random_forest: n_estimators=50, max_depth=8, max_samples=20000",
+]
+#: The reference pipeline's ``compare_models`` grid: its cost grows with the rows times the
+#: trees (200 trees of depth 15, two exact gradient boostings), hours at 500 tickers.
+REFERENCE_CANDIDATES = [
     "random_forest: n_estimators=50, max_depth=5",
     "random_forest: n_estimators=100, max_depth=10",
     "random_forest: n_estimators=200, max_depth=15",
@@ -39,6 +52,11 @@ DEFAULT_CANDIDATES = [
     "logistic: C=0.1, max_iter=1000",
     "logistic: C=1.0, max_iter=1000",
 ]
+#: Names that stand for a whole set in the ``candidates`` list.
+CANDIDATE_PRESETS: dict[str, list[str]] = {
+    "default": DEFAULT_CANDIDATES,
+    "reference": REFERENCE_CANDIDATES,
+}
 SELECTION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
@@ -81,8 +99,14 @@ def check_cv_folds(folds: int) -> int:
 
 def parse_candidate(spec: str) -> Candidate:
     """``"logistic: C=0.1, max_iter=1000"`` → Candidate; unset hyperparameters keep defaults."""
-    model_type, _, rest = spec.partition(":")
+    model_type, colon, rest = spec.partition(":")
     model_type = model_type.strip()
+    if not colon and model_type not in MODEL_TYPES:
+        raise TrainingError(
+            f"candidate {spec!r} is neither a preset ({', '.join(CANDIDATE_PRESETS)}) nor a "
+            f"model type ({', '.join(MODEL_TYPES)}); write e.g. "
+            "'random_forest: n_estimators=50, max_depth=5'"
+        )
     overrides: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         name, equals, raw = item.partition("=")
@@ -99,11 +123,29 @@ def parse_candidate(spec: str) -> Candidate:
     return Candidate(model_type, resolved)
 
 
+def expand_presets(specs: Sequence[str]) -> list[str]:
+    """``specs`` with each preset name (``default``, ``reference``) replaced by its set.
+
+    A configuration two presets share is kept once, so ``["default", "reference"]`` works.
+    """
+    expanded: list[str] = []
+    for spec in specs:
+        preset = CANDIDATE_PRESETS.get(spec.strip())
+        if preset is None:
+            expanded.append(spec)
+        else:
+            expanded.extend(item for item in preset if item not in expanded)
+    return expanded
+
+
 def parse_candidates(specs: Sequence[str]) -> list[Candidate]:
-    """Parse every spec; an empty list or a duplicate is an error."""
+    """Parse every spec, presets expanded; an empty list or a duplicate is an error."""
     if not specs:
-        raise TrainingError(f"candidates is empty; list at least one of {', '.join(MODEL_TYPES)}")
-    parsed = [parse_candidate(spec) for spec in specs]
+        raise TrainingError(
+            f"candidates is empty; list a preset ({', '.join(CANDIDATE_PRESETS)}) or at least "
+            f"one of {', '.join(MODEL_TYPES)}"
+        )
+    parsed = [parse_candidate(spec) for spec in expand_presets(specs)]
     labels = [c.label for c in parsed]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -114,47 +156,55 @@ def parse_candidates(specs: Sequence[str]) -> list[Candidate]:
 def walk_forward_folds(
     train_rows: pd.DataFrame, n_splits: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``TimeSeriesSplit`` over distinct dates: (fit rows, validation rows) index arrays."""
+    """``TimeSeriesSplit`` over distinct dates: (fit rows, validation rows) index arrays.
+
+    One date separates each fit block from its validation block (``gap=1``): a row's Target is
+    the next date's move, so the last fit date's label would otherwise be a validation price.
+    """
     from sklearn.model_selection import TimeSeriesSplit
 
     dates = np.sort(train_rows["Date"].unique())
-    if len(dates) < n_splits + 1:
+    if len(dates) < n_splits + 2:
         raise TrainingError(
-            f"walk-forward validation with cv_folds={n_splits} needs at least {n_splits + 1} "
+            f"walk-forward validation with cv_folds={n_splits} needs at least {n_splits + 2} "
             f"training dates, got {len(dates)}; lower cv_folds or provide more history"
         )
     row_dates = train_rows["Date"].to_numpy()
     folds = []
-    for fit_idx, val_idx in TimeSeriesSplit(n_splits=n_splits).split(dates):
+    for fit_idx, val_idx in TimeSeriesSplit(n_splits=n_splits, gap=1).split(dates):
         fit_rows = np.flatnonzero(np.isin(row_dates, dates[fit_idx]))
         val_rows = np.flatnonzero(np.isin(row_dates, dates[val_idx]))
         folds.append((fit_rows, val_rows))
     return folds
 
 
-def compare_candidates(
-    train_rows: pd.DataFrame,
-    candidates: Sequence[Candidate],
-    cv_folds: int = 3,
-    selection_metric: str = "accuracy",
-    random_state: int = DEFAULT_RANDOM_STATE,
-    feature_columns: Sequence[str] = FEATURE_COLUMNS,
-    n_jobs: int = 2,
-) -> Comparison:
-    """Walk-forward scores per candidate: one row each, ``<metric>_mean``/``_std``, ranked.
-
-    The row with ``rank == 1`` is the best by ``selection_metric`` (ties: first listed wins).
-    """
-    check_selection_metric(selection_metric)
-    columns = list(feature_columns)
-    X = train_rows[columns].to_numpy(dtype="float64")
+def checked_folds(train_rows: pd.DataFrame, cv_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The walk-forward folds, each fit block checked to hold both classes."""
     y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
     folds = walk_forward_folds(train_rows, cv_folds)
     for fit_idx, _ in folds:
         check_both_classes(y[fit_idx], "training target of a walk-forward fold")
+    return folds
 
-    def score(candidate: Candidate, fit_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, float]:
-        pipeline = build_pipeline(candidate.model_type, candidate.hyperparameters, random_state)
+
+def score_candidate(
+    train_rows: pd.DataFrame,
+    candidate: Candidate,
+    cv_folds: int = 3,
+    random_state: int = DEFAULT_RANDOM_STATE,
+    feature_columns: Sequence[str] = FEATURE_COLUMNS,
+    n_jobs: int = 2,
+) -> list[dict[str, float]]:
+    """One candidate's metrics on each walk-forward fold of ``train_rows``, earliest first."""
+    columns = list(feature_columns)
+    X = train_rows[columns].to_numpy(dtype="float64")
+    y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
+    folds = checked_folds(train_rows, cv_folds)
+
+    def score(fit_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, float]:
+        pipeline = build_pipeline(
+            candidate.model_type, candidate.hyperparameters, random_state, n_rows=len(fit_idx)
+        )
         pipeline.fit(pd.DataFrame(X[fit_idx], columns=columns), y[fit_idx])
         X_val = pd.DataFrame(X[val_idx], columns=columns)
         proba = pipeline.predict_proba(X_val)[:, list(pipeline.classes_).index(1)]
@@ -163,11 +213,23 @@ def compare_candidates(
 
     # scikit-learn's tree and linear fits release the GIL: threads use both cores, and each fit
     # has its own random_state, so the scores do not depend on the scheduling.
-    jobs = [(c, fit_idx, val_idx) for c in candidates for fit_idx, val_idx in folds]
-    scores = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(score)(*job) for job in jobs)
+    return list(Parallel(n_jobs=n_jobs, prefer="threads")(delayed(score)(*f) for f in folds))
+
+
+def rank_candidates(
+    candidates: Sequence[Candidate],
+    fold_scores: Sequence[Sequence[Mapping[str, float]]],
+    selection_metric: str = "accuracy",
+) -> Comparison:
+    """Rank candidates by their mean fold ``selection_metric``: one row each, best first.
+
+    ``fold_scores[i]`` are the folds of ``candidates[i]``. The row with ``rank == 1`` is the
+    best (ties: the one listed first wins).
+    """
+    check_selection_metric(selection_metric)
     rows = []
-    for order, candidate in enumerate(candidates):
-        folds_frame = pd.DataFrame(scores[order * len(folds) : (order + 1) * len(folds)])
+    for order, (candidate, folds) in enumerate(zip(candidates, fold_scores, strict=True)):
+        folds_frame = pd.DataFrame(list(folds))
         row: dict[str, Any] = {
             "candidate": candidate.label,
             "model_type": candidate.model_type,
@@ -188,6 +250,94 @@ def compare_candidates(
     best = candidates[int(ranked["order"].iloc[0])]
     table = table.drop(columns="order").sort_values("rank", kind="stable").reset_index(drop=True)
     return Comparison(table=table, best=best)
+
+
+def compare_candidates(
+    train_rows: pd.DataFrame,
+    candidates: Sequence[Candidate],
+    cv_folds: int = 3,
+    selection_metric: str = "accuracy",
+    random_state: int = DEFAULT_RANDOM_STATE,
+    feature_columns: Sequence[str] = FEATURE_COLUMNS,
+    n_jobs: int = 2,
+) -> Comparison:
+    """Every candidate scored (:func:`score_candidate`) then ranked (:func:`rank_candidates`).
+
+    The ``model`` asset runs the same two steps as separate units of work, one per candidate.
+    """
+    check_selection_metric(selection_metric)
+    fold_scores = [
+        score_candidate(train_rows, c, cv_folds, random_state, feature_columns, n_jobs)
+        for c in candidates
+    ]
+    return rank_candidates(candidates, fold_scores, selection_metric)
+
+
+def plan_candidates(
+    model_type: str,
+    candidates: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    test_size: float = 0.2,
+    cv_folds: int = 3,
+    selection_metric: str = "accuracy",
+    random_state: int = DEFAULT_RANDOM_STATE,
+) -> list[CandidatePlan]:
+    """What the ``model`` asset fans out: every candidate with ``model_type="auto"``, else the
+    one named type with ``overrides`` on its defaults (trained without a comparison)."""
+    check_selection_metric(selection_metric)
+    check_cv_folds(cv_folds)
+    compare = model_type == "auto"
+    chosen = (
+        parse_candidates(candidates)
+        if compare
+        else [Candidate(model_type, resolve_hyperparameters(model_type, overrides))]
+    )
+    return [
+        CandidatePlan(
+            order=order,
+            n_candidates=len(chosen),
+            label=candidate.label,
+            model_type=candidate.model_type,
+            hyperparameters=dict(candidate.hyperparameters),
+            compare=compare,
+            test_size=test_size,
+            cv_folds=cv_folds,
+            selection_metric=selection_metric,
+            random_state=random_state,
+        )
+        for order, candidate in enumerate(chosen)
+    ]
+
+
+def candidate_of(plan: CandidatePlan) -> Candidate:
+    """The candidate a plan describes."""
+    return Candidate(plan.model_type, dict(plan.hyperparameters))
+
+
+def rank_scores(scores: Sequence[CandidateScore]) -> tuple[Candidate, Comparison | None]:
+    """The candidate to train from the fan-out's collected scores, and the comparison (if any).
+
+    The scores must be one run's complete set: the same settings, every order exactly once.
+    """
+    if not scores:
+        raise TrainingError("no candidate scores to choose from")
+    ordered = sorted(scores, key=lambda score: score.plan.order)
+    first = ordered[0].plan
+    expected = list(range(first.n_candidates))
+    if [s.plan.order for s in ordered] != expected:
+        raise TrainingError(
+            f"expected the scores of candidates {expected}, got "
+            f"{[s.plan.order for s in ordered]}; every candidate must be scored once"
+        )
+    shared = ("compare", "test_size", "cv_folds", "selection_metric", "random_state")
+    for score in ordered:
+        if any(getattr(score.plan, f) != getattr(first, f) for f in shared):
+            raise TrainingError(f"candidate {score.plan.label!r} was scored with other settings")
+    if not first.compare:
+        return candidate_of(first), None
+    candidates = [candidate_of(s.plan) for s in ordered]
+    comparison = rank_candidates(candidates, [s.folds for s in ordered], first.selection_metric)
+    return comparison.best, comparison
 
 
 def choose_candidate(

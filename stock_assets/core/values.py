@@ -35,6 +35,40 @@ class DateWindow:
 
 
 @dataclass(frozen=True)
+class CandidatePlan:
+    """One candidate of the ``model`` asset's fan-out, with the settings every step shares.
+
+    ``compare`` is False when ``model_type`` names one type: then the single plan is trained
+    as it is, without walk-forward scores.
+    """
+
+    order: int  # position in the candidates list: ties go to the earlier one
+    n_candidates: int
+    label: str
+    model_type: str
+    hyperparameters: dict[str, int | float]
+    compare: bool
+    test_size: float
+    cv_folds: int
+    selection_metric: str
+    random_state: int
+
+    @property
+    def mapping_key(self) -> str:
+        """The Dagster mapping key (and KFP iteration label): ``c<order>_<model type>``."""
+        return f"c{self.order}_{self.model_type}"
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's walk-forward validation scores, one dict of metrics per fold."""
+
+    plan: CandidatePlan
+    folds: tuple[dict[str, float], ...]  # empty when plan.compare is False
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     """The ``model`` asset: the chosen classifier, tested on its window, logged and registered."""
 
@@ -90,5 +124,14 @@ class Promotion:
 
 #: The closed set of classes a stored value may be read back into.
 VALUE_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (DateWindow, TrainedModel, Champion, Decision, Promotion)
+    cls.__name__: cls
+    for cls in (
+        DateWindow,
+        CandidatePlan,
+        CandidateScore,
+        TrainedModel,
+        Champion,
+        Decision,
+        Promotion,
+    )
 }

@@ -11,7 +11,7 @@ direct caller, as the failure's first line, and the assets rely on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from dagster import Config, Failure
@@ -26,6 +26,7 @@ from stock_assets.core.data import (
 )
 from stock_assets.core.decision import check_accuracy_threshold
 from stock_assets.core.selection import (
+    CANDIDATE_PRESETS,
     DEFAULT_CANDIDATES,
     SELECTION_METRICS,
     check_cv_folds,
@@ -33,14 +34,17 @@ from stock_assets.core.selection import (
     parse_candidates,
 )
 from stock_assets.core.training import (
-    DEFAULT_HYPERPARAMETERS,
     MODEL_TYPES,
+    accepted_hyperparameters,
     check_hyperparameter,
     check_model_type,
     check_test_size,
 )
 
 HYPERPARAMETER_FIELDS = ("n_estimators", "max_depth", "learning_rate", "C", "max_iter")
+
+#: The op of the graph-backed ``model`` asset that reads :class:`ModelConfig`.
+MODEL_CONFIG_OP = "plan_candidates"
 
 T = TypeVar("T")
 
@@ -131,7 +135,11 @@ class ModelConfig(Config):
     )
     candidates: list[str] = Field(
         default=list(DEFAULT_CANDIDATES),
-        description="Candidates compared when model_type='auto', as 'type: name=value, ...'.",
+        description=(
+            "Candidates compared when model_type='auto', as 'type: name=value, ...', or a "
+            f"preset name: {', '.join(CANDIDATE_PRESETS)} (the reference pipeline's seven; "
+            "slow on large data). Each is scored in its own step (KFP: its own pod)."
+        ),
     )
     selection_metric: str = Field(
         default="accuracy",
@@ -147,15 +155,22 @@ class ModelConfig(Config):
         default=None, description="Trees (random_forest, gradient_boosting); unset: 100."
     )
     max_depth: int | None = Field(
-        default=None, description="Tree depth; unset: 10 (random_forest), 5 (gradient_boosting)."
+        default=None,
+        description=(
+            "Tree depth; unset: 10 (random_forest), 5 (gradient_boosting), "
+            "none (hist_gradient_boosting)."
+        ),
     )
     learning_rate: float | None = Field(
-        default=None, description="gradient_boosting learning rate; unset: 0.1."
+        default=None, description="(hist_)gradient_boosting learning rate; unset: 0.1."
     )
     C: float | None = Field(
         default=None, description="logistic inverse regularisation; unset: 1.0."
     )
-    max_iter: int | None = Field(default=None, description="logistic iterations; unset: 1000.")
+    max_iter: int | None = Field(
+        default=None,
+        description="logistic iterations (unset: 1000); hist_gradient_boosting rounds (200).",
+    )
     random_state: int = Field(default=42, description="Random state of the classifiers.")
 
     @field_validator("model_type")
@@ -197,8 +212,10 @@ class ModelConfig(Config):
 
     def hyperparameter_overrides(self) -> dict[str, float | int]:
         """The hyperparameters set explicitly that this model type accepts."""
-        accepted = DEFAULT_HYPERPARAMETERS.get(self.model_type, {})
-        values = {name: getattr(self, name) for name in accepted}
+        if self.model_type not in MODEL_TYPES:
+            return {}
+        accepted = accepted_hyperparameters(self.model_type)
+        values = {name: getattr(self, name) for name in HYPERPARAMETER_FIELDS if name in accepted}
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -226,3 +243,18 @@ class DeployDecisionConfig(Config):
     @classmethod
     def _unit_interval(cls, threshold: float) -> float:
         return config_rule(check_accuracy_threshold, threshold)
+
+
+def run_config(config_by_asset: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A Dagster run config from each asset's config, e.g. ``{"model": {"cv_folds": 4}}``.
+
+    The ``model`` asset is a graph of ops; its config belongs to the op that plans the
+    candidates: ``ops.model.ops.plan_candidates.config``.
+    """
+    ops: dict[str, Any] = {}
+    for asset, config in config_by_asset.items():
+        if asset == "model":
+            ops[asset] = {"ops": {MODEL_CONFIG_OP: {"config": dict(config)}}}
+        else:
+            ops[asset] = {"config": dict(config)}
+    return {"ops": ops}

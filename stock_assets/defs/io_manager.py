@@ -8,6 +8,11 @@ entries, newest first. A step reads its run's own file; when its run did not pro
 entry written before that moment. So two overlapping runs never read each other's values, and a
 run promotes the version it registered and judged.
 
+The outputs of the ops inside a graph-backed asset (the ``model`` asset's candidates and
+scores) have no asset key: each is written to ``<base>/runs/<run id>/<step key>/<output>``
+(with the mapping key of a fanned-out step) and read from the run that produced it, as
+Dagster's own ``fs_io_manager`` does; they have no pointer, nothing outside the run reads them.
+
 ``dump_to_path`` / ``load_from_path`` have the names and signatures of ``dagster.UPathIOManager``:
 the KFP runtime calls them with its artifact paths, so both backends store values the same way.
 """
@@ -59,7 +64,16 @@ class AssetFileIOManager(ConfigurableIOManager):
         """Read the value stored at exactly ``path``."""
         return read_value(path)
 
+    def op_output_path(self, context: OutputContext) -> Path:
+        """Where an op output without an asset key lives: by run, step, output (mapping key)."""
+        return self.root.joinpath("runs", *context.get_identifier())
+
     def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if not context.has_asset_key:
+            path = self.op_output_path(context)
+            self.dump_to_path(context, obj, path)
+            context.add_output_metadata({"path": str(path)})
+            return
         if obj is None:
             return
         path = self.path_for(context, context.run_id)
@@ -68,6 +82,8 @@ class AssetFileIOManager(ConfigurableIOManager):
         context.add_output_metadata({"path": str(path)})
 
     def load_input(self, context: InputContext) -> Any:
+        if not context.has_asset_key:
+            return self.load_from_path(context, self.op_output_path(context.upstream_output))
         run_id = context.step_context.run_id
         own = self.path_for(context, run_id)
         if own.is_file():

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from stock_assets.core.selection import Comparison
     from stock_assets.core.training import TrainingResult
     from stock_assets.core.values import Decision, TrainedModel
-    from stock_assets.defs.config import ModelConfig
 
 _DTYPE_NAMES = {"datetime64[ns]": "date", "object": "string", "Int8": "int (nullable)"}
 
@@ -61,12 +60,11 @@ def png_markdown(path: Path, alt: str) -> str:
 
 
 def comparison_metadata(
-    comparison: Comparison | None, chart: Path | None, config: ModelConfig
+    comparison: Comparison | None, chart: Path | None, metric: str, cv_folds: int
 ) -> dict[str, Any]:
     """The candidate table and chart, and how the best was chosen (nothing without a comparison)."""
     if comparison is None or chart is None:
         return {}
-    metric = config.selection_metric
     shown = comparison.table[["rank", "candidate", f"{metric}_mean", f"{metric}_std"]]
     return {
         "comparison": MetadataValue.md(
@@ -74,7 +72,7 @@ def comparison_metadata(
             + "\n\n"
             + png_markdown(chart, "candidate scores")
         ),
-        "selection": f"best of {len(shown)} by walk-forward {metric} ({config.cv_folds} folds, "
+        "selection": f"best of {len(shown)} by walk-forward {metric} ({cv_folds} folds, "
         "training dates only)",
     }
 

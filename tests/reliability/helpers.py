@@ -16,6 +16,8 @@ from typing import Any
 import mlflow
 from dagster import DagsterEventType, DagsterInstance
 
+from stock_assets.defs.config import run_config
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FAST_MODEL = {"model_type": "logistic"}
@@ -69,7 +71,7 @@ class Sandbox:
 
         ``in_process`` runs every step in the CLI's process (faster: one Python start-up).
         """
-        config: dict[str, Any] = {"ops": {op: {"config": cfg} for op, cfg in (ops or {}).items()}}
+        config: dict[str, Any] = run_config(ops or {})
         if in_process:
             config["execution"] = {"config": {"in_process": {}}}
         out = open(log or self.root / f"run-{time.monotonic_ns()}.log", "w")  # noqa: SIM115

@@ -24,9 +24,10 @@ pytestmark = pytest.mark.slow
 
 def _kill_during_model(sandbox: Sandbox) -> str:
     known = run_ids(sandbox)
-    process = sandbox.materialize()  # auto: seven candidates, a long model step
-    run_id = wait_for_step(sandbox, "model", known)
-    time.sleep(3)  # well inside the candidate comparison, the MLflow run open
+    # the reference pipeline's seven candidates: scoring them takes a while, the MLflow run open
+    process = sandbox.materialize({"model": {"candidates": ["reference"]}})
+    run_id = wait_for_step(sandbox, "model.plan_candidates", known)
+    time.sleep(3)  # well inside the candidate comparison
     kill_group(process)
     return run_id
 

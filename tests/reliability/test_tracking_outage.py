@@ -95,9 +95,10 @@ def test_credentials_never_written_and_outage_is_one_line(tmp_path: Path) -> Non
         # The server dies during `model`: the run fails in bounded time with one clear line.
         known = run_ids(sandbox)
         process = sandbox.materialize(
-            {"deploy_decision": DEPLOY_ALWAYS}, log=tmp_path / "run-outage.log"
+            {"model": {"candidates": ["reference"]}, "deploy_decision": DEPLOY_ALWAYS},
+            log=tmp_path / "run-outage.log",
         )
-        lost = wait_for_step(sandbox, "model", known)
+        lost = wait_for_step(sandbox, "model.plan_candidates", known)
         time.sleep(2)
         _stop(server)
         killed_at = time.monotonic()

@@ -1,12 +1,30 @@
-"""The ``model`` asset: compare candidates, train the best, test it on the held-out window."""
+"""The ``model`` asset, a graph of three ops: plan the candidates, score each, train the best.
+
+``plan_candidates`` emits one item per candidate (``DynamicOut``); ``score_candidate`` runs once
+per item (``.map``), each its own step: Dagster's multiprocess executor runs them side by side,
+and the KFP exporter turns the fan-out into a ``dsl.ParallelFor``, one pod per candidate.
+``train_best`` gets every score (``.collect()``), ranks them, refits the best on the whole
+training window, tests it on the held-out window, logs it to MLflow and registers it.
+"""
+
+import time
+from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, Output, asset
+from dagster import (
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    OpExecutionContext,
+    Output,
+    graph_asset,
+    op,
+)
 
+from stock_assets.core import selection
 from stock_assets.core.features import FEATURE_COLUMNS
-from stock_assets.core.selection import choose_candidate
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
-from stock_assets.core.values import TrainedModel
+from stock_assets.core.values import CandidatePlan, CandidateScore, TrainedModel
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import stored_input
@@ -15,53 +33,96 @@ from stock_assets.defs.resources import MlflowTracking
 from stock_assets.mlflow_ops.lineage import log_training_data
 
 
-@asset(
-    group_name=GROUP_NAME,
-    kinds={"scikit-learn", "mlflow"},
-    metadata={"kfp/metrics": "metrics"},
-    op_tags={
-        "dagster-k8s/config": {
-            "container_config": {
-                "resources": {
-                    "requests": {"cpu": "1", "memory": "1Gi"},
-                    "limits": {"memory": "4Gi"},
-                }
-            }
-        }
-    },
-    description=(
-        "The classifier. Candidates are compared by walk-forward validation on the training "
-        "dates; the best is refit and tested on the latest `test_size` of the dates, logged to "
-        "MLflow and registered as a new version."
-    ),
+def _pod(cpu: str, memory: str, limit: str) -> dict[str, Any]:
+    """The ``dagster-k8s/config`` tag: the KFP exporter gives the op's pod these resources."""
+    resources = {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": limit}}
+    return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
+
+
+@op(
+    out=DynamicOut(dict),
+    description="One item per candidate to score (the one named type if model_type is not auto).",
 )
-def model(
-    context: AssetExecutionContext,
-    config: ModelConfig,
-    features: pd.DataFrame,
-    mlflow: MlflowTracking,
-) -> Output[TrainedModel]:
-    """Choose, train, evaluate against the majority-class baseline, log and register."""
+def plan_candidates(  # noqa: ANN201 - a generator op
+    context: OpExecutionContext, config: ModelConfig, features: pd.DataFrame
+):
+    """The run's candidates, each with the settings every step shares, as JSON items.
+
+    The split and the folds are checked here, once, so a config the data cannot satisfy
+    (too few dates for ``cv_folds``, say) fails one step instead of every candidate's.
+    """
     try:
-        split = time_split(features, config.test_size)  # once: the windows travel in the value
-        chosen, comparison = choose_candidate(
-            split.train,
+        if config.model_type == "auto":
+            selection.checked_folds(time_split(features, config.test_size).train, config.cv_folds)
+        plans = selection.plan_candidates(
             config.model_type,
             config.candidates,
             config.hyperparameter_overrides(),
+            config.test_size,
             config.cv_folds,
             config.selection_metric,
             config.random_state,
         )
+    except TrainingError as error:
+        raise Failure(description=str(error), allow_retries=False) from error
+    context.log.info(f"{len(plans)} candidate(s): {'; '.join(p.label for p in plans)}")
+    for plan in plans:
+        yield DynamicOutput(_as_item(plan), mapping_key=plan.mapping_key)
+
+
+@op(
+    description="Walk-forward scores of one candidate on the training dates (its own step/pod).",
+    tags=_pod(cpu="2", memory="1Gi", limit="4Gi"),
+    code_version="1",  # a pure function of the features and the item: KFP may cache it
+)
+def score_candidate(
+    context: OpExecutionContext, candidate: dict, features: pd.DataFrame
+) -> CandidateScore:
+    """Fit and score one candidate on each walk-forward fold; the test window is not touched."""
+    plan = CandidatePlan(**candidate)
+    if not plan.compare:
+        return CandidateScore(plan=plan, folds=(), fit_seconds=0.0)
+    started = time.perf_counter()
+    try:
+        split = time_split(features, plan.test_size)
+        folds = selection.score_candidate(
+            split.train, selection.candidate_of(plan), plan.cv_folds, plan.random_state
+        )
+    except TrainingError as error:
+        raise Failure(description=f"candidate {plan.label!r}: {error}") from error
+    seconds = time.perf_counter() - started
+    mean = sum(fold[plan.selection_metric] for fold in folds) / len(folds)
+    context.log.info(
+        f"{plan.label}: walk-forward {plan.selection_metric} {mean:.4f} "
+        f"({plan.cv_folds} folds, {seconds:.1f} s)"
+    )
+    return CandidateScore(plan=plan, folds=tuple(folds), fit_seconds=round(seconds, 3))
+
+
+@op(
+    description="Rank the scores, refit the best, test it, log it to MLflow and register it.",
+    tags=_pod(cpu="1", memory="1Gi", limit="4Gi"),
+)
+def train_best(
+    context: OpExecutionContext,
+    features: pd.DataFrame,
+    scores: list[CandidateScore],
+    mlflow: MlflowTracking,
+) -> Output[TrainedModel]:
+    """Choose, train, evaluate against the majority-class baseline, log and register."""
+    try:
+        chosen, comparison = selection.rank_scores(scores)
+        settings = scores[0].plan
+        split = time_split(features, settings.test_size)  # once: the windows travel in the value
         result = train_and_evaluate(
-            split, chosen.model_type, chosen.hyperparameters, config.random_state
+            split, chosen.model_type, chosen.hyperparameters, settings.random_state
         )
     except TrainingError as error:
         raise Failure(description=str(error)) from error
 
     chart = None
     if comparison is not None:
-        chart = mlflow.log_comparison(comparison, config.cv_folds, config.selection_metric)
+        chart = mlflow.log_comparison(comparison, settings.cv_folds, settings.selection_metric)
     logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
     with mlflow.reporting_errors():
         lineage = log_training_data(features, split, stored_input(context, "features"))
@@ -75,5 +136,31 @@ def model(
     metadata = model_metadata(trained, result, logged.figures, mlflow.run_url())
     return Output(
         trained,
-        metadata={**lineage, **metadata, **comparison_metadata(comparison, chart, config)},
+        metadata={
+            **lineage,
+            **metadata,
+            **comparison_metadata(comparison, chart, settings.selection_metric, settings.cv_folds),
+        },
     )
+
+
+@graph_asset(
+    group_name=GROUP_NAME,
+    kinds={"scikit-learn", "mlflow"},
+    metadata={"kfp/metrics": "metrics"},
+    description=(
+        "The classifier. Each candidate is scored by walk-forward validation on the training "
+        "dates in its own step (KFP: its own pod); the best is refit and tested on the latest "
+        "`test_size` of the dates, logged to MLflow and registered as a new version. Config: "
+        "`ops.model.ops.plan_candidates.config`."
+    ),
+)
+def model(features: pd.DataFrame) -> TrainedModel:
+    """plan_candidates → score_candidate per candidate → train_best."""
+    scores = plan_candidates(features).map(lambda candidate: score_candidate(candidate, features))
+    return train_best(features, scores.collect())
+
+
+def _as_item(plan: CandidatePlan) -> dict[str, Any]:
+    """A plan as the JSON item the fan-out carries (a KFP ParallelFor item too)."""
+    return {name: getattr(plan, name) for name in CandidatePlan.__dataclass_fields__}
