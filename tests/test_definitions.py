@@ -121,3 +121,32 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(
     window = run.data.tags["mlflow.note.content"].split("on the test window ")[1].split(" (")[0]
     assert f"(always-majority baseline on the same test window {window}: " in trained, trained
     assert f"{run.data.metrics['baseline_accuracy']:.4f}), version " in trained, trained
+
+
+def test_multiprocess_runs_fork_warm_workers_unless_told_otherwise() -> None:
+    """Each step's process is forked from a server that has imported the project once."""
+    from stock_assets.defs.executor import PRELOADED, with_warm_workers
+
+    warm = {"forkserver": {"preload_modules": PRELOADED}}
+    assert with_warm_workers({}) == {"multiprocess": {"start_method": warm}}
+    assert with_warm_workers({"multiprocess": {"max_concurrent": 4}}) == {
+        "multiprocess": {"max_concurrent": 4, "start_method": warm}
+    }
+    chosen = {"multiprocess": {"start_method": {"spawn": {}}}}
+    assert with_warm_workers(chosen) == chosen
+    assert with_warm_workers({"in_process": {}}) == {"in_process": {}}
+    # the jobs use it, and a run config may still pick in_process or a start method
+    job = defs.resolve_job_def("retrain")
+    assert job.executor_def.name == "multi_or_in_process_warm"
+    for execution in ({"in_process": {}}, {"multiprocess": {"max_concurrent": 1}}):
+        assert validate_run_config(job, {"execution": {"config": execution}}) is not None
+    resolved = validate_run_config(job, {})["execution"]["multi_or_in_process_warm"]
+    assert resolved["multiprocess"]["start_method"] == warm
+    assert [defs_module()] == PRELOADED
+
+
+def defs_module() -> str:
+    import tomllib
+
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    return pyproject["tool"]["dagster"]["module_name"]
