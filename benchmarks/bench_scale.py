@@ -8,7 +8,7 @@ deploy gate opened (``accuracy_threshold: 0.0``, ``challenge_production: false``
 1. In-process: the ``retrain`` job (the whole group, checks included) by ``execute_in_process``.
    Wall time of the subprocess, per-step times from the run's event log (STEP_START ->
    STEP_SUCCESS per step key), peak RSS (the process tree sampled from /proc every 0.2 s, and
-   the largest single process from ``wait4``'s rusage).
+   the largest single process's own peak, VmHWM).
 2. CLI: ``dagster asset materialize`` (multiprocess executor) with the same config as a YAML
    file; wall time, per-step times from its instance, peak RSS of the process tree (sum of the
    CLI's and all its descendants' RSS). Ratio to the in-process wall time.
@@ -156,23 +156,33 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def rss_bytes(pid: int) -> int:
-    """VmRSS of ``pid`` from /proc/<pid>/status; 0 for a zombie or a process that is gone."""
+def memory_bytes(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of ``pid`` from /proc/<pid>/status; zeros for a zombie or a gone process.
+
+    VmHWM is the process's own peak RSS since its exec. (``wait4``'s ``ru_maxrss`` is not used:
+    Linux carries the high-water mark across fork and exec, so a child of a large parent reports
+    at least the parent's RSS.)
+    """
+    rss = hwm = 0
     try:
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+                elif line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                    break  # VmRSS follows VmHWM
     except OSError:
         pass
-    return 0
+    return rss, hwm
 
 
 class TreeRssSampler(threading.Thread):
     """Samples the summed RSS of a process tree until stopped; keeps the peak.
 
     A sum of RSS counts pages shared between processes (libraries, forked memory) once per
-    process, so it is an upper bound of the tree's real footprint.
+    process, so it is an upper bound of the tree's real footprint. Each process's own peak
+    (VmHWM) is kept too: the largest is exact for a one-process run, whatever the sampling missed.
     """
 
     def __init__(self, root: int, interval: float = SAMPLE_INTERVAL_S) -> None:
@@ -181,13 +191,16 @@ class TreeRssSampler(threading.Thread):
         self.peak_bytes = 0
         self.peak_processes = 0
         self.max_processes = 0
-        self.samples = 0
+        self.process_peaks: dict[int, int] = {}  # pid -> largest VmHWM seen
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
         pids = process_tree(self.root)
-        total = sum(rss_bytes(pid) for pid in pids)
-        self.samples += 1
+        total = 0
+        for pid in pids:
+            rss, hwm = memory_bytes(pid)
+            total += rss
+            self.process_peaks[pid] = max(self.process_peaks.get(pid, 0), hwm)
         self.max_processes = max(self.max_processes, len(pids))
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(pids)
@@ -212,7 +225,7 @@ class Measured:
     tree_peak_bytes: int  # summed RSS of the process tree, sampled
     tree_peak_processes: int  # processes in the tree at that sample
     max_processes: int  # most processes seen in the tree at once
-    maxrss_bytes: int  # the largest single process of the tree (wait4's ru_maxrss)
+    single_peak_bytes: int  # the largest VmHWM of one process of the tree
     log: str = ""  # the output's tail, on failure
 
 
@@ -233,8 +246,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], log: Path, timeout: fl
         timer = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
         timer.start()
         try:
-            # wait4, not Popen.wait: the rusage of exactly this child (and what it reaped).
-            _, status, usage = os.wait4(process.pid, 0)
+            returncode = process.wait()
         except BaseException:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -243,15 +255,14 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], log: Path, timeout: fl
             timer.cancel()
             sampler.stop()
         seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         seconds=seconds,
-        returncode=process.returncode,
+        returncode=returncode,
         tree_peak_bytes=sampler.peak_bytes,
         tree_peak_processes=sampler.peak_processes,
         max_processes=sampler.max_processes,
-        maxrss_bytes=usage.ru_maxrss * 1024,  # kilobytes on Linux
-        log="" if process.returncode == 0 else tail(log.read_text(errors="replace")),
+        single_peak_bytes=max(sampler.process_peaks.values(), default=0),
+        log="" if returncode == 0 else tail(log.read_text(errors="replace")),
     )
 
 
@@ -425,7 +436,7 @@ class RunReport:
     wall_s: float
     run_span_s: float | None
     peak_rss_bytes: int  # process tree, sampled
-    max_single_rss_bytes: int  # largest single process (rusage)
+    max_single_rss_bytes: int  # largest single process's own peak (VmHWM)
     max_processes: int
     steps: list[StepTime] = field(default_factory=list)
     model: dict[str, Any] | None = None
@@ -455,7 +466,7 @@ def run_in_process(
         wall_s=measured.seconds,
         run_span_s=span,
         peak_rss_bytes=measured.tree_peak_bytes,
-        max_single_rss_bytes=measured.maxrss_bytes,
+        max_single_rss_bytes=measured.single_peak_bytes,
         max_processes=measured.max_processes,
         steps=steps,
         model=result.get("model"),
@@ -494,7 +505,7 @@ def run_cli(work: Path, label: str, tickers: int, days: int) -> RunReport:
         wall_s=measured.seconds,
         run_span_s=span,
         peak_rss_bytes=measured.tree_peak_bytes,
-        max_single_rss_bytes=measured.maxrss_bytes,
+        max_single_rss_bytes=measured.single_peak_bytes,
         max_processes=measured.max_processes,
         steps=steps,
         model=model,
@@ -893,7 +904,7 @@ def markdown(
         lines += [
             "",
             *md_table(
-                ["target", "measured", "target", "verdict"],
+                ["target", "measured", "goal", "verdict"],
                 [[t.name, t.measured, t.target, verdict(t.ok)] for t in found],
             ),
         ]
@@ -996,7 +1007,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n== Targets ==")
     print(
         table(
-            ["target", "measured", "target", "verdict"],
+            ["target", "measured", "goal", "verdict"],
             [[t.name, t.measured, t.target, verdict(t.ok)] for t in found],
         )
     )
