@@ -552,21 +552,26 @@ class Parity:
 def kfp_model_artifact(run_dir: Path) -> Any:
     """The ``TrainedModel`` the kfp.local run stored: the ``model`` task's output artifact.
 
-    ``<run>/model/model`` while ``model`` is one task; otherwise the first task output named
-    ``model`` that reads back as a TrainedModel (e.g. the last op of a graph-backed asset).
+    ``<run>/model/model`` while ``model`` is one task; otherwise the one task output that reads
+    back as a TrainedModel (e.g. the last op's of a graph-backed ``model``).
     """
     from stock_assets.core.values import TrainedModel
     from stock_assets.defs.storage import read_value
 
-    for path in [run_dir / "model" / "model", *sorted(run_dir.glob("*/model"))]:
-        if path.is_file():
-            try:
-                value = read_value(path)
-            except (OSError, ValueError):
+    preferred = run_dir / "model" / "model"
+    for path in [preferred, *sorted(p for p in run_dir.glob("*/*") if p != preferred)]:
+        if not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            if handle.read(1) != b"{":  # typed JSON values only; Parquet tables are skipped
                 continue
-            if isinstance(value, TrainedModel):
-                return value
-    raise FileNotFoundError(f"no TrainedModel artifact named 'model' under the run {run_dir.name}")
+        try:
+            value = read_value(path)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if isinstance(value, TrainedModel):
+            return value
+    raise FileNotFoundError(f"no TrainedModel among the outputs of kfp.local run {run_dir.name}")
 
 
 def compare_models(kfp: dict[str, Any], dagster: dict[str, Any]) -> list[str]:
