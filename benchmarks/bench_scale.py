@@ -377,7 +377,8 @@ def model_summary(trained: Any) -> dict[str, Any]:
 def candidate_label(model: dict[str, Any] | None) -> str:
     if not model:
         return "-"
-    params = ", ".join(f"{k}={v}" for k, v in model["hyperparameters"].items())
+    # Sorted: the stored JSON sorts its keys, the in-memory value keeps the config's order.
+    params = ", ".join(f"{k}={v}" for k, v in sorted(model["hyperparameters"].items()))
     return f"{model['model_type']}: {params}" if params else model["model_type"]
 
 
