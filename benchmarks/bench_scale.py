@@ -80,18 +80,22 @@ def reference_candidates() -> list[str]:
     return list(DEFAULT_CANDIDATES)
 
 
-def model_is_graph_backed() -> bool:
-    """Whether the ``model`` asset is a graph of ops (its config then on ``plan_candidates``)."""
+def model_is_graph_backed(defs: Any = None) -> bool:
+    """Whether the ``model`` asset of ``defs`` (default: the project's) is a graph of ops."""
     from dagster import GraphDefinition
 
-    from stock_assets.definitions import defs
-
+    if defs is None:
+        from stock_assets.definitions import defs
     return isinstance(defs.resolve_assets_def("model").node_def, GraphDefinition)
 
 
-def model_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``run_config["ops"]["model"]`` entry that gives the model step the config ``cfg``."""
-    if model_is_graph_backed():
+def model_config(cfg: dict[str, Any], defs: Any = None) -> dict[str, Any]:
+    """The ``run_config["ops"]["model"]`` entry that gives the model step the config ``cfg``.
+
+    A one-op ``model`` takes it as its own config; a graph-backed one on its ``plan_candidates``
+    op, the op that reads the model config.
+    """
+    if model_is_graph_backed(defs):
         return {"ops": {"plan_candidates": {"config": cfg}}}
     return {"config": cfg}
 
