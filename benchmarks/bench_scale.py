@@ -748,9 +748,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.bench_scale", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--tickers", type=int, nargs="+", default=[10, 100, 500], help="sizes to run in-process"
+        "--tickers",
+        type=int,
+        nargs="+",
+        default=[10, 100, 500],
+        help="sizes to run in-process (default: 10 100 500)",
     )
-    parser.add_argument("--days", type=int, default=2_520, help="business days per ticker")
+    parser.add_argument(
+        "--days", type=int, default=2_520, help="business days per ticker (default: 2520)"
+    )
     parser.add_argument(
         "--cli-tickers",
         type=int,
@@ -758,7 +764,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sizes also run by `dagster asset materialize` (default: the largest; none: skip)",
     )
     parser.add_argument(
-        "--parity-tickers", type=int, default=50, help="size of the kfp.local parity run (0: skip)"
+        "--parity-tickers",
+        type=int,
+        default=50,
+        help="size of the kfp.local parity run (default: 50; 0: skip)",
     )
     parser.add_argument(
         "--reference",
@@ -776,8 +785,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, help="write the README's tables to this file")
     parser.add_argument("--keep", action="store_true", help="keep the runs' temporary folders")
     args = parser.parse_args(argv)
-    if min(args.tickers) < 1 or args.days < 1 or args.parity_tickers < 0:
-        parser.error("--tickers and --days must be >= 1, --parity-tickers >= 0")
+    if min([*args.tickers, *(args.cli_tickers or [1])]) < 1 or args.days < 1:
+        parser.error("--tickers, --cli-tickers and --days must be >= 1")
+    if args.parity_tickers < 0:
+        parser.error("--parity-tickers must be >= 0 (0: skip the parity run)")
     if args.cli_tickers is None:
         args.cli_tickers = [max(args.tickers)]
     return args
