@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stock_assets.defs.config import run_config as asset_run_config
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _VENV_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 # Not resolved: the venv's python is a symlink, and resolving it would leave the venv.
@@ -70,34 +72,8 @@ SAMPLE_INTERVAL_S = 0.2
 
 
 def reference_candidates() -> list[str]:
-    """The reference pipeline's seven configurations, as the model config's ``candidates``.
-
-    Today they are ``DEFAULT_CANDIDATES``; once the scalable default set lands they are named
-    ``["reference"]`` and this returns that instead.
-    """
-    from stock_assets.core.selection import DEFAULT_CANDIDATES
-
-    return list(DEFAULT_CANDIDATES)
-
-
-def model_is_graph_backed(defs: Any = None) -> bool:
-    """Whether the ``model`` asset of ``defs`` (default: the project's) is a graph of ops."""
-    from dagster import GraphDefinition
-
-    if defs is None:
-        from stock_assets.definitions import defs
-    return isinstance(defs.resolve_assets_def("model").node_def, GraphDefinition)
-
-
-def model_config(cfg: dict[str, Any], defs: Any = None) -> dict[str, Any]:
-    """The ``run_config["ops"]["model"]`` entry that gives the model step the config ``cfg``.
-
-    A one-op ``model`` takes it as its own config; a graph-backed one on its ``plan_candidates``
-    op, the op that reads the model config.
-    """
-    if model_is_graph_backed(defs):
-        return {"ops": {"plan_candidates": {"config": cfg}}}
-    return {"config": cfg}
+    """The reference pipeline's seven configurations, by their preset name."""
+    return ["reference"]
 
 
 def ticker_names(count: int) -> list[str]:
@@ -107,13 +83,13 @@ def ticker_names(count: int) -> list[str]:
 
 def run_config(tickers: int, days: int, candidates: list[str] | None = None) -> dict[str, Any]:
     """Default config except the data's size, the open deploy gate and (optionally) candidates."""
-    ops: dict[str, Any] = {
-        "stock_data": {"config": {"tickers": ticker_names(tickers), "days": days}},
-        "deploy_decision": {"config": dict(DEPLOY_ALLOWED)},
+    config: dict[str, dict[str, Any]] = {
+        "stock_data": {"tickers": ticker_names(tickers), "days": days},
+        "deploy_decision": dict(DEPLOY_ALLOWED),
     }
     if candidates is not None:
-        ops["model"] = model_config({"candidates": candidates})
-    return {"ops": ops}
+        config["model"] = {"candidates": candidates}
+    return asset_run_config(config)
 
 
 def pipeline_arguments(config: dict[str, Any]) -> dict[str, Any]:
@@ -939,10 +915,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     print(f"bench_scale: {os.cpu_count()} cpus; load average at start: {load_average()}")
     print(f"versions: {', '.join(f'{k} {v}' for k, v in versions().items())}")
-    print(
-        f"model config shape: {'graph-backed' if model_is_graph_backed() else 'single op'} "
-        f"(run_config ops.model = {json.dumps(model_config({'candidates': ['...']}))})"
-    )
     print(
         f"sizes: {', '.join(map(str, sizes))} tickers x {args.days:,} days; CLI at "
         f"{', '.join(map(str, args.cli_tickers)) or 'none'}; parity at "

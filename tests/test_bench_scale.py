@@ -5,10 +5,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from dagster import Config, Definitions, graph_asset, materialize, op, validate_run_config
+from dagster import validate_run_config
 
 from benchmarks.bench_scale import (
-    model_config,
     pipeline_arguments,
     reference_candidates,
     run_config,
@@ -80,30 +79,3 @@ def test_step_times_orders_steps_and_times_their_bodies() -> None:
         ("b", 2.0, 2.5, "FAILURE"),
     ]
     assert steps[1].worker_launch == 1.0
-
-
-class PlanConfig(Config):
-    candidates: list[str]
-
-
-@op
-def plan_candidates(config: PlanConfig) -> list[str]:
-    return config.candidates
-
-
-@op
-def train_best(plan: list[str]) -> str:
-    return plan[0]
-
-
-@graph_asset
-def model() -> str:
-    """A graph-backed ``model`` of the shape the project is moving to."""
-    return train_best(plan_candidates())
-
-
-def test_model_config_reaches_plan_candidates_of_a_graph_backed_model() -> None:
-    graph_defs = Definitions(assets=[model])
-    entry = model_config({"candidates": ["reference"]}, graph_defs)
-    result = materialize([model], run_config={"ops": {"model": entry}})
-    assert result.output_for_node("model") == "reference"
