@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -92,3 +93,18 @@ def test_summary_has_rows_and_date_range(features) -> None:
     assert summary.rows == len(features)
     assert summary.start == f"{features['Date'].min():%Y-%m-%d}"
     assert summary.window == f"{summary.start}..{features['Date'].max():%Y-%m-%d}"
+
+
+def test_dataset_schema_equals_mlflows_without_its_cell_by_cell_scan(features) -> None:
+    """TableDataset gives MLflow's own schema (types, and required = no missing value)."""
+    from mlflow.data.pandas_dataset import PandasDataset
+
+    from stock_assets.mlflow_ops.lineage import SCHEMA_SAMPLE_ROWS, TableDataset
+
+    # missing values only after the sampled rows: still seen, the column not required
+    frame = pd.concat([features] * (SCHEMA_SAMPLE_ROWS // len(features) + 2), ignore_index=True)
+    frame.loc[len(frame) - 1, "RSI"] = np.nan
+    ours = TableDataset(frame, source=None, targets="Target", digest="d").schema
+    mlflows = PandasDataset(frame, source=None, targets="Target", digest="d").schema
+    assert ours.to_dict() == mlflows.to_dict()
+    assert {c["name"]: c["required"] for c in ours.to_dict()}["RSI"] is False

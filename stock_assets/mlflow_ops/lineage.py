@@ -17,14 +17,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.types import ColSpec, Schema
 
 from stock_assets.core.features import TARGET_COLUMN
 from stock_assets.core.lineage import TableSummary, summarise
@@ -68,6 +72,33 @@ class AssetRunSource(DatasetSource):
     def from_dict(cls, source_dict: dict[str, Any]) -> AssetRunSource:
         run_ids = {k: str(v) for k, v in source_dict.items() if k not in ("asset", "uri")}
         return cls(str(source_dict["asset"]), run_ids, str(source_dict.get("uri", "")))
+
+
+#: Rows MLflow's type inference looks at; whether a column has missing values looks at all.
+SCHEMA_SAMPLE_ROWS = 1000
+
+
+class TableDataset(PandasDataset):
+    """MLflow's pandas dataset, its schema read without a Python loop over every cell.
+
+    ``PandasDataset.schema`` checks each cell for NaN in Python (44 s for the training window
+    of 500 tickers x 10 years). Here the column types come from the first rows and whether a
+    column is required (has no missing value) from a vectorised check of every row: the same
+    schema, in milliseconds.
+    """
+
+    @cached_property
+    def schema(self) -> Schema | None:
+        with warnings.catch_warnings():  # MLflow's hint on integer columns is for serving
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            sample = infer_signature(self._df.head(SCHEMA_SAMPLE_ROWS)).inputs
+        has_missing = self._df.isna().any()
+        return Schema(
+            [
+                ColSpec(spec.type, spec.name, required=not bool(has_missing[spec.name]))
+                for spec in sample.inputs
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -122,7 +153,7 @@ def log_training_data(
     for split, context in SPLITS.items():
         frame = windows[split]
         summary = summaries[split] = summarise(frame)
-        dataset = mlflow.data.from_pandas(
+        dataset = TableDataset(
             frame,
             source=source,
             targets=TARGET_COLUMN,
