@@ -212,9 +212,13 @@ def time_split(features: pd.DataFrame, test_size: float = 0.2) -> TimeSplit:
     """
     check_test_size(test_size)
     _require_columns(features, [DATE_COLUMN, TARGET_COLUMN])
-    labelled = features.loc[features[TARGET_COLUMN].notna()]
-    sort_by = [c for c in (DATE_COLUMN, TICKER_COLUMN) if c in labelled.columns]
-    labelled = labelled.sort_values(sort_by, kind="stable")
+    # the labelled rows, by date then ticker (stable), gathered in one copy of the table
+    rows = np.flatnonzero(features[TARGET_COLUMN].notna().to_numpy())
+    sort_keys = [features[DATE_COLUMN].to_numpy()[rows]]
+    if TICKER_COLUMN in features.columns:
+        tickers = features[TICKER_COLUMN].to_numpy()[rows]
+        sort_keys.insert(0, pd.factorize(tickers, sort=True)[0])  # lexsort: last key first
+    labelled = features.take(rows[np.lexsort(sort_keys)])
 
     dates = np.sort(labelled[DATE_COLUMN].unique())
     n_dates = len(dates)
@@ -226,8 +230,9 @@ def time_split(features: pd.DataFrame, test_size: float = 0.2) -> TimeSplit:
             f"with test_size={test_size} gives {cut} train and {n_dates - cut} test date(s); "
             "provide more history or change test_size"
         )
-    in_test = labelled[DATE_COLUMN] >= dates[cut]
-    return TimeSplit(labelled.loc[~in_test], labelled.loc[in_test])
+    # sorted by date: the two windows are slices of one table, not two more copies of it
+    first_test_row = int(np.searchsorted(labelled[DATE_COLUMN].to_numpy(), dates[cut]))
+    return TimeSplit(labelled.iloc[:first_test_row], labelled.iloc[first_test_row:])
 
 
 def labelled_rows_in(features: pd.DataFrame, window: DateWindow) -> pd.DataFrame:
