@@ -80,6 +80,9 @@ def test_float_columns_are_plain_and_the_repetitive_ones_dictionary_encoded(
         assert stored[name].compression == "SNAPPY", name
     back = read_value(path)
     pd.testing.assert_frame_equal(back, table)  # dtypes too: object Ticker, Int8 Target
+    # Read back one block per column, without copying the floats into one 2-D block.
+    assert back._mgr.nblocks == len(table.columns)
+    back.loc[0, "RSI"] = 50.0  # and writable, as any frame
 
 
 def test_an_unknown_type_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
