@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import compute_features
-from stock_assets.core.lineage import DIGEST_LENGTH, frame_digest, summarise
+from stock_assets.core.lineage import (
+    DIGEST_LENGTH,
+    SCHEME,
+    _logical_types,
+    frame_digest,
+    summarise,
+)
 from stock_assets.defs.storage import read_value, write_value
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
@@ -108,3 +115,40 @@ def test_dataset_schema_equals_mlflows_without_its_cell_by_cell_scan(features) -
     mlflows = PandasDataset(frame, source=None, targets="Target", digest="d").schema
     assert ours.to_dict() == mlflows.to_dict()
     assert {c["name"]: c["required"] for c in ours.to_dict()}["RSI"] is False
+
+
+def _digest_as_documented(frame: pd.DataFrame) -> str:
+    """SHA-256 of the scheme, the logical schema, the row count and pandas' row hashes of the
+    table with dates as UTC-naive nanoseconds and strings as objects (the digest's definition)."""
+    normalised = {}
+    for position, (_, column) in enumerate(frame.items()):
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            if column.dt.tz is not None:
+                column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+            column = column.astype("datetime64[ns]")
+        elif pd.api.types.is_string_dtype(column.dtype) and column.dtype != "category":
+            column = column.astype(object)
+        normalised[position] = column.reset_index(drop=True)
+    sha = hashlib.sha256(SCHEME)
+    for name, kind in _logical_types(frame).items():
+        sha.update(f"{name}\x1f{kind}\x1e".encode())
+    sha.update(len(frame).to_bytes(8, "little"))
+    rows = pd.util.hash_pandas_object(pd.DataFrame(normalised), index=False)
+    sha.update(rows.to_numpy(dtype="<u8").tobytes())
+    return sha.hexdigest()[:DIGEST_LENGTH]
+
+
+def test_digest_is_pandas_row_hashes_of_the_normalised_table(features) -> None:
+    """Hashed column by column (no normalised copy), the digest is still its definition's,
+    for every kind of column a table may hold."""
+    n = len(features)
+    mixed = features.assign(
+        Stamp=pd.date_range("2024-03-08", periods=n, freq="h", tz="US/Eastern"),
+        Micro=features["Date"].astype("datetime64[us]"),
+        Text=pd.array(["up", None] * (n // 2) + ["x"] * (n % 2), dtype="string"),
+        Kind=pd.Categorical(["a", "b"] * (n // 2) + ["a"] * (n % 2)),
+        Flag=features["Close"] > features["Open"],
+        Count=pd.array([1, None] * (n // 2) + [3] * (n % 2), dtype="Int64"),
+    ).set_axis(range(5, 5 + n))
+    for frame in (features, mixed, mixed.iloc[::3], mixed.iloc[:0]):
+        assert frame_digest(frame) == _digest_as_documented(frame)

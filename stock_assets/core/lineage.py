@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_string_dtype
 
@@ -25,19 +26,36 @@ DATE_COLUMN = "Date"
 def frame_digest(frame: pd.DataFrame) -> str:
     """A stable content digest of ``frame``: SHA-256 of its schema and row hashes, 32 hex chars.
 
-    Rows are hashed with ``pd.util.hash_pandas_object(index=False)``, which uses a fixed key
-    (no per-process randomisation). Dates are hashed at nanosecond resolution and strings as
+    The row hashes are ``pd.util.hash_pandas_object(frame, index=False)``'s, which uses a fixed
+    key (no per-process randomisation). Dates are hashed at nanosecond resolution and strings as
     strings, so a table read back from Parquet or CSV gives the digest of the one written.
+    They are computed column by column (:func:`row_hashes`), without a normalised copy of the
+    table.
     """
-    normalised = _normalise(frame)
     sha = hashlib.sha256(SCHEME)
     for name, kind in _logical_types(frame).items():
         sha.update(f"{name}\x1f{kind}\x1e".encode())
     sha.update(len(frame).to_bytes(8, "little"))
     if len(frame.columns):
-        row_hashes = pd.util.hash_pandas_object(normalised, index=False)
-        sha.update(row_hashes.to_numpy(dtype="<u8").tobytes())
+        sha.update(row_hashes(frame).astype("<u8", copy=False).tobytes())
     return sha.hexdigest()[:DIGEST_LENGTH]
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One uint64 per row: ``hash_pandas_object(index=False)`` of the normalised columns.
+
+    Combines the columns' ``pd.util.hash_array`` as pandas' ``combine_hash_arrays`` does
+    (CPython's tuple hash), in place, one column at a time.
+    """
+    width = len(frame.columns)
+    out = np.full(len(frame), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    for i in range(width):
+        out ^= pd.util.hash_array(_normalised_values(frame.iloc[:, i]))
+        out *= mult
+        mult += np.uint64(82520 + 2 * (width - i))
+    out += np.uint64(97531)
+    return out
 
 
 def date_range(frame: pd.DataFrame, column: str = DATE_COLUMN) -> tuple[str, str]:
@@ -83,15 +101,14 @@ def _logical_types(frame: pd.DataFrame) -> dict[str, str]:
     return kinds
 
 
-def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates as UTC-naive nanoseconds and strings as Python objects, for hashing."""
-    columns = {}
-    for position, (_, column) in enumerate(frame.items()):
-        if is_datetime64_any_dtype(column.dtype):
-            if getattr(column.dtype, "tz", None) is not None:
-                column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-            column = column.astype("datetime64[ns]")
-        elif is_string_dtype(column.dtype) and not isinstance(column.dtype, pd.CategoricalDtype):
-            column = column.astype(object)
-        columns[position] = column.reset_index(drop=True)
-    return pd.DataFrame(columns)
+def _normalised_values(column: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column's values to hash: dates as UTC-naive nanoseconds, strings as Python objects."""
+    if is_datetime64_any_dtype(column.dtype):
+        if getattr(column.dtype, "tz", None) is not None:
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        return column.to_numpy(dtype="datetime64[ns]")
+    if is_string_dtype(column.dtype) and not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.to_numpy(dtype=object)
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return column.array  # e.g. nullable Int8: hashed with its mask, as pandas does
+    return column.to_numpy()

@@ -32,13 +32,15 @@ def table_schema(df: pd.DataFrame) -> TableSchema:
 def frame_metadata(df: pd.DataFrame, preview_columns: list[str] | None = None) -> dict[str, Any]:
     """Row count, date range, tickers, schema and a markdown preview of the last rows."""
     dates = pd.to_datetime(df["Date"])
-    preview = (df[preview_columns] if preview_columns else df).tail(5)
+    last_rows = df.tail(5)  # before selecting columns: a column list copies every row
+    preview = last_rows[preview_columns] if preview_columns else last_rows
+    tickers = sorted(t for t in df["Ticker"].unique() if not pd.isna(t))  # one pass over rows
     return {
         "dagster/row_count": len(df),
         "dagster/column_schema": table_schema(df),
         "date_range": f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}",
-        "tickers": ", ".join(sorted(df["Ticker"].unique())[:20]),
-        "n_tickers": int(df["Ticker"].nunique()),
+        "tickers": ", ".join(tickers[:20]),
+        "n_tickers": len(tickers),
         "preview": MetadataValue.md(
             dates_as_days(preview).to_markdown(index=False, floatfmt=".4g")
         ),

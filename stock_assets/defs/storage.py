@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 
 from stock_assets.core.values import VALUE_TYPES
@@ -68,6 +71,25 @@ def from_json(text: str) -> Any:
     return _adapter(cls).validate_python(fields)
 
 
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """``frame.to_parquet(path, index=False)``, with each column encoded the way that pays.
+
+    Parquet's writer defaults to a dictionary and snappy for every column. On continuous floats
+    (features, returns) the dictionary overflows and falls back to plain encoding, and snappy
+    finds nothing to compress: both cost time (writing and reading the features table took ~2x
+    longer) for a file under 20% smaller. Float columns are written plain and uncompressed;
+    the others (dates, tickers, volumes, targets), which repeat, keep the dictionary and snappy.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    floats = {field.name for field in table.schema if pa.types.is_floating(field.type)}
+    pq.write_table(
+        table,
+        path,
+        use_dictionary=[name for name in table.column_names if name not in floats],
+        compression={name: "none" if name in floats else "snappy" for name in table.column_names},
+    )
+
+
 def write_value(path: str | os.PathLike[str], value: Any) -> Path:
     """Write ``value`` to exactly ``path``, atomically, in the format its type calls for."""
     target = Path(os.fspath(path))
@@ -77,7 +99,7 @@ def write_value(path: str | os.PathLike[str], value: Any) -> Path:
     os.close(fd)
     try:
         if text is None:
-            value.to_parquet(tmp_name, index=False)
+            write_parquet(value, tmp_name)
         else:
             Path(tmp_name).write_text(text)
         os.chmod(tmp_name, 0o644)
@@ -88,6 +110,21 @@ def write_value(path: str | os.PathLike[str], value: Any) -> Path:
     return target
 
 
+def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """``pd.read_parquet(path)``, one pandas block per column, every column writable.
+
+    ``pd.read_parquet`` consolidates the float columns into one 2-D block, a second copy of
+    the table (half the read time at 1.26 M rows). A column Arrow hands over without a copy
+    is read-only; it is copied, as consolidation would have, so the frame behaves as before.
+    """
+    frame = pq.read_table(path).to_pandas(split_blocks=True)
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if isinstance(column.dtype, np.dtype) and not column.to_numpy().flags.writeable:
+            frame.isetitem(position, column.copy())
+    return frame
+
+
 def read_value(path: str | os.PathLike[str]) -> Any:
     """Read the value written by :func:`write_value` at exactly ``path``."""
     source = Path(os.fspath(path))
@@ -96,5 +133,5 @@ def read_value(path: str | os.PathLike[str]) -> Any:
     with source.open("rb") as handle:
         head = handle.read(4)
     if head == PARQUET_MAGIC:
-        return pd.read_parquet(source)
+        return read_parquet(source)
     return from_json(source.read_text())
