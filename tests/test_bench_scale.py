@@ -40,6 +40,8 @@ def test_tree_sampler_counts_a_grandchilds_memory(tmp_path: Path) -> None:
     # single process is the grandchild.
     assert ALLOCATED + 5 * 2**20 <= measured.tree_peak_bytes <= ALLOCATED + 100 * 2**20
     assert ALLOCATED <= measured.single_peak_bytes <= ALLOCATED + 50 * 2**20
+    # the block is the grandchild's alone: its proportional share counts in full
+    assert ALLOCATED <= measured.tree_peak_pss_bytes <= measured.tree_peak_bytes
     assert 1.5 <= measured.seconds < 30
 
 
