@@ -62,6 +62,13 @@ def test_challenger_must_strictly_beat_production(
     assert (decision.champion_version, decision.champion_accuracy) == ("3", champion_accuracy)
 
 
+def test_an_equal_model_does_not_beat_production_by_rounding() -> None:
+    """The model's stored accuracy keeps 6 digits; production's score, computed on the spot,
+    is compared at the same precision (0.505556 against 91/180 = 0.50555...: equal)."""
+    decision = decide(trained(round(91 / 180, 6)), 0.0, Champion("1", 91 / 180))
+    assert decision.deploy is False and "does not beat production version 1" in decision.reason
+
+
 def test_challenge_off_ignores_a_better_production_model() -> None:
     decision = decide(trained(0.60), 0.5, Champion("3", 0.9), challenge_production=False)
     assert decision.deploy is True

@@ -5,7 +5,7 @@ Pure: the production model's score comes in as a :class:`Champion`, computed by 
 
 from __future__ import annotations
 
-from stock_assets.core.values import Champion, Decision, TrainedModel
+from stock_assets.core.values import METRIC_DIGITS, Champion, Decision, TrainedModel
 
 
 def check_accuracy_threshold(threshold: float) -> float:
@@ -23,8 +23,9 @@ def decide(
 ) -> Decision:
     """Deploy when the test accuracy meets the threshold and, if asked, beats production.
 
-    Production is beaten only by a strictly higher accuracy on the same test window. With no
-    production model, or one that could not be scored, only the threshold decides.
+    Production is beaten only by a strictly higher accuracy on the same test window, both at
+    the precision metrics are stored with (:data:`METRIC_DIGITS`). With no production model, or
+    one that could not be scored, only the threshold decides.
     """
     accuracy = float(model.metrics["accuracy"])
     passes_threshold = accuracy >= accuracy_threshold
@@ -34,7 +35,7 @@ def decide(
     ]
     beats_champion = True
     if challenge_production and champion.accuracy is not None:
-        beats_champion = accuracy > champion.accuracy
+        beats_champion = accuracy > round(champion.accuracy, METRIC_DIGITS)
         reasons.append(
             f"{'beats' if beats_champion else 'does not beat'} production version "
             f"{champion.version} ({champion.accuracy:.4f}) on the same test window"

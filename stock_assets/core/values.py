@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+#: Decimal digits a stored metric keeps (``TrainedModel.metrics``); scores compared with them
+#: are rounded alike, so a model never "beats" its own equal by a rounding difference.
+METRIC_DIGITS = 6
+
 
 @dataclass(frozen=True)
 class DateWindow:

@@ -44,7 +44,7 @@ from pydantic import Field, PrivateAttr
 
 from stock_assets.core.selection import Comparison
 from stock_assets.core.training import TrainingResult
-from stock_assets.core.values import Champion, Promotion, TrainedModel
+from stock_assets.core.values import METRIC_DIGITS, Champion, Promotion, TrainedModel
 from stock_assets.defs import liveness
 from stock_assets.mlflow_ops import registry, run_logging
 from stock_assets.mlflow_ops.run_logging import LoggedModel
@@ -370,7 +370,9 @@ class MlflowTracking(ConfigurableResource):
         self, result: TrainingResult, logged: LoggedModel, lineage: Mapping[str, str]
     ) -> TrainedModel:
         """Register the logged model as a new version, tagged with its data ``lineage``."""
-        metrics = {name: round(float(value), 6) for name, value in result.metrics.items()}
+        metrics = {
+            name: round(float(value), METRIC_DIGITS) for name, value in result.metrics.items()
+        }
         version = self.register_version(
             logged.serving_model_uri,
             {"accuracy": metrics["accuracy"], "model_type": result.model_type, **lineage},
