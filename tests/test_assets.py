@@ -13,6 +13,7 @@ from dagster import AssetKey
 
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.selection import DEFAULT_CANDIDATES
 from stock_assets.core.training import labelled_rows_in
 from stock_assets.core.values import Decision, TrainedModel
 from stock_assets.defs.io_manager import latest_path
@@ -116,9 +117,9 @@ def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> N
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         output_format="list",
     )
-    assert len(children) == 7  # the reference pipeline's seven configurations
+    assert len(children) == len(DEFAULT_CANDIDATES)  # one per default candidate
     ranks = {c.data.params["candidate"]: int(c.data.tags["candidate_rank"]) for c in children}
-    assert sorted(ranks.values()) == list(range(1, 8))
+    assert sorted(ranks.values()) == list(range(1, len(DEFAULT_CANDIDATES) + 1))
     best = min(ranks, key=ranks.get)
     assert parent.data.params["best_candidate"] == best
     scores = {c.data.params["candidate"]: c.data.metrics["cv_accuracy_mean"] for c in children}

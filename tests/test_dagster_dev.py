@@ -116,18 +116,18 @@ def launchpad_defaults() -> dict[str, Any]:
     """The run config the launchpad opens with: every Config field at its default, unset
     (None) ones included, as the UI scaffolds it from the config schema."""
     from stock_assets.definitions import defs
+    from stock_assets.defs.config import run_config
 
-    ops = {}
+    config_by_asset = {}
     for key in defs.resolve_asset_graph().toposorted_asset_keys:
-        fn = defs.get_assets_def(key).op.compute_fn.decorated_fn
-        config_class = fn.__annotations__.get("config")
-        if config_class is not None:
-            fields = config_class.model_fields.items()
-            ops[key.to_user_string()] = {
-                "config": {
+        for op_def in defs.get_assets_def(key).node_def.iterate_op_defs():  # model: its ops
+            config_class = op_def.compute_fn.decorated_fn.__annotations__.get("config")
+            if config_class is not None:
+                fields = config_class.model_fields.items()
+                config_by_asset[key.to_user_string()] = {
                     name: info.get_default(call_default_factory=True) for name, info in fields
                 }
-            }
+    ops = run_config(config_by_asset)["ops"]  # the model's fields at ops.model.ops.<op>
     return {"ops": ops}
 
 
