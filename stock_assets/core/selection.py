@@ -187,6 +187,13 @@ def checked_folds(train_rows: pd.DataFrame, cv_folds: int) -> list[tuple[np.ndar
     return folds
 
 
+def _contiguous(rows: np.ndarray) -> np.ndarray | slice:
+    """``rows`` as a slice when they are consecutive (indexing by it copies nothing)."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
 def score_candidate(
     train_rows: pd.DataFrame,
     candidate: Candidate,
@@ -199,11 +206,12 @@ def score_candidate(
     columns = list(feature_columns)
     X = train_rows[columns].to_numpy(dtype="float64")
     y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
-    folds = checked_folds(train_rows, cv_folds)
+    # rows sorted by date make each block contiguous: slices are views, not copies of X
+    folds = [(_contiguous(f), _contiguous(v)) for f, v in checked_folds(train_rows, cv_folds)]
 
-    def score(fit_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, float]:
+    def score(fit_idx: np.ndarray | slice, val_idx: np.ndarray | slice) -> dict[str, float]:
         pipeline = build_pipeline(
-            candidate.model_type, candidate.hyperparameters, random_state, n_rows=len(fit_idx)
+            candidate.model_type, candidate.hyperparameters, random_state, n_rows=len(y[fit_idx])
         )
         pipeline.fit(pd.DataFrame(X[fit_idx], columns=columns), y[fit_idx])
         X_val = pd.DataFrame(X[val_idx], columns=columns)
