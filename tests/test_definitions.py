@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,13 +107,8 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(
         and (e.step_key or "").startswith("model.score_candidate[")
     }
     assert len(scored) == len(DEFAULT_CANDIDATES) and len(set(scored.values())) == len(scored)
-    # side by side, each scoring step takes its share of the cores (OpenMP threads included)
-    cores = os.cpu_count() or 1
-    share = max(1, cores // min(cores, len(DEFAULT_CANDIDATES)))
     lines = [e.user_message for e in logs if e.step_key and "score_candidate[" in e.step_key]
-    said_threads = [m for m in lines if "walk-forward accuracy" in m]
-    assert len(said_threads) == len(DEFAULT_CANDIDATES)
-    assert all(f"3 folds, {share} thread(s)" in m for m in said_threads), said_threads
+    assert len([m for m in lines if "walk-forward accuracy" in m]) == len(DEFAULT_CANDIDATES)
     said = [e.user_message for e in logs if "MLflow run" in e.user_message]
     created = [m for m in said if m.startswith(f"created MLflow run {run.info.run_id} ")]
     resumed = [m for m in said if m.startswith(f"resuming MLflow run {run.info.run_id} ")]

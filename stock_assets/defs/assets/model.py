@@ -7,7 +7,6 @@ and the KFP exporter turns the fan-out into a ``dsl.ParallelFor``, one pod per c
 training window, tests it on the held-out window, logs it to MLflow and registers it.
 """
 
-import os
 import time
 from typing import Any
 
@@ -21,7 +20,6 @@ from dagster import (
     graph_asset,
     op,
 )
-from threadpoolctl import threadpool_limits
 
 from stock_assets.core import selection
 from stock_assets.core.features import FEATURE_COLUMNS
@@ -85,24 +83,18 @@ def score_candidate(
     if not plan.compare:
         return CandidateScore(plan=plan, folds=(), fit_seconds=0.0)
     started = time.perf_counter()
-    threads = threads_per_step(context, plan.n_candidates)
     try:
         split = time_split(features, plan.test_size)
-        with threadpool_limits(threads):  # boosting's OpenMP and BLAS threads
-            folds = selection.score_candidate(
-                split.train,
-                selection.candidate_of(plan),
-                plan.cv_folds,
-                plan.random_state,
-                n_jobs=threads,
-            )
+        folds = selection.score_candidate(
+            split.train, selection.candidate_of(plan), plan.cv_folds, plan.random_state
+        )
     except TrainingError as error:
         raise Failure(description=f"candidate {plan.label!r}: {error}") from error
     seconds = time.perf_counter() - started
     mean = sum(fold[plan.selection_metric] for fold in folds) / len(folds)
     context.log.info(
         f"{plan.label}: walk-forward {plan.selection_metric} {mean:.4f} "
-        f"({plan.cv_folds} folds, {threads} thread(s), {seconds:.1f} s)"
+        f"({plan.cv_folds} folds, {seconds:.1f} s)"
     )
     return CandidateScore(plan=plan, folds=tuple(folds), fit_seconds=round(seconds, 3))
 
@@ -167,22 +159,6 @@ def model(features: pd.DataFrame) -> TrainedModel:
     """plan_candidates → score_candidate per candidate → train_best."""
     scores = plan_candidates(features).map(lambda candidate: score_candidate(candidate, features))
     return train_best(features, scores.collect())
-
-
-def threads_per_step(context: OpExecutionContext, steps: int) -> int:
-    """CPU threads one of ``steps`` side-by-side steps may use on this machine.
-
-    In one process (``materialize``, a KFP task) steps run one at a time: every core. Under
-    Dagster's multiprocess executor up to ``max_concurrent`` steps (default: the cores) run at
-    once, and each using every core would oversubscribe them (OpenMP threads spin while they
-    wait): cores / steps at once, at least 1.
-    """
-    cores = os.cpu_count() or 1
-    execution = ((context.run.run_config or {}).get("execution") or {}).get("config") or {}
-    if "in_process" in execution or "multi" not in context.job_def.executor_def.name:
-        return cores
-    at_once = (execution.get("multiprocess") or {}).get("max_concurrent") or cores
-    return max(1, cores // max(1, min(at_once, steps)))
 
 
 def _as_item(plan: CandidatePlan) -> dict[str, Any]:
