@@ -144,7 +144,7 @@ def test_multiprocess_runs_fork_warm_workers_unless_told_otherwise() -> None:
         assert validate_run_config(job, {"execution": {"config": execution}}) is not None
     resolved = validate_run_config(job, {})["execution"]["multi_or_in_process_warm"]
     assert resolved["multiprocess"]["start_method"] == warm
-    assert [defs_module()] == PRELOADED
+    assert PRELOADED[0] == defs_module()
 
 
 def defs_module() -> str:
