@@ -11,7 +11,7 @@ from stock_assets.core.features import compute_features
 from stock_assets.core.selection import (
     DEFAULT_CANDIDATES,
     REFERENCE_CANDIDATES,
-    choose_candidate,
+    candidate_of,
     compare_candidates,
     parse_candidate,
     parse_candidates,
@@ -122,14 +122,35 @@ def test_ranking_is_by_the_metric_and_reproducible(train_rows: pd.DataFrame) -> 
     assert np.all((table["accuracy_mean"] >= 0) & (table["accuracy_mean"] <= 1))
 
 
-def test_choose_candidate_compares_only_for_auto(train_rows: pd.DataFrame) -> None:
-    chosen, comparison = choose_candidate(
+def _choose(
+    train_rows: pd.DataFrame,
+    model_type: str,
+    specs: list[str],
+    overrides: dict | None = None,
+    cv_folds: int = 3,
+):
+    """The model asset's path as plain calls: plan, score each plan, rank the scores."""
+    scores = [
+        CandidateScore(
+            plan,
+            tuple(score_candidate(train_rows, candidate_of(plan), plan.cv_folds))
+            if plan.compare
+            else (),
+            0.0,
+        )
+        for plan in plan_candidates(model_type, specs, overrides, cv_folds=cv_folds)
+    ]
+    return rank_scores(scores)
+
+
+def test_a_comparison_only_for_auto(train_rows: pd.DataFrame) -> None:
+    chosen, comparison = _choose(
         train_rows, "gradient_boosting", DEFAULT_CANDIDATES, {"n_estimators": 7}
     )
     assert comparison is None
     assert chosen.hyperparameters == {"n_estimators": 7, "max_depth": 5, "learning_rate": 0.1}
     specs = ["logistic: C=0.1, max_iter=1000", "logistic: C=1.0, max_iter=1000"]
-    chosen, comparison = choose_candidate(train_rows, "auto", specs, cv_folds=2)
+    chosen, comparison = _choose(train_rows, "auto", specs, cv_folds=2)
     assert comparison is not None and chosen == comparison.best
     assert chosen.label in specs
 

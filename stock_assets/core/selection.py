@@ -348,25 +348,6 @@ def rank_scores(scores: Sequence[CandidateScore]) -> tuple[Candidate, Comparison
     return comparison.best, comparison
 
 
-def choose_candidate(
-    train_rows: pd.DataFrame,
-    model_type: str,
-    candidates: Sequence[str],
-    overrides: Mapping[str, Any] | None = None,
-    cv_folds: int = 3,
-    selection_metric: str = "accuracy",
-    random_state: int = DEFAULT_RANDOM_STATE,
-) -> tuple[Candidate, Comparison | None]:
-    """What to train: with ``model_type="auto"`` the best of ``candidates`` (and the comparison),
-    else the named type with ``overrides`` on its defaults (and no comparison)."""
-    if model_type != "auto":
-        return Candidate(model_type, resolve_hyperparameters(model_type, overrides)), None
-    comparison = compare_candidates(
-        train_rows, parse_candidates(candidates), cv_folds, selection_metric, random_state
-    )
-    return comparison.best, comparison
-
-
 def _number(raw: str, spec: str) -> int | float:
     try:
         return int(raw)
