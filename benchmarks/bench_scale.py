@@ -464,6 +464,39 @@ class RunReport:
     model: dict[str, Any] | None = None
     error: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        measured: Measured,
+        label: str,
+        mode: str,
+        tickers: int,
+        days: int,
+        events: Sequence[Sequence[Any]],
+        model: dict[str, Any] | None,
+        ok: bool,
+        error: str,
+    ) -> RunReport:
+        """The report of a measured run, its steps read from the run's ``events``."""
+        span, steps = step_times(events)
+        return cls(
+            label=label,
+            mode=mode,
+            tickers=tickers,
+            days=days,
+            rows=tickers * days,
+            ok=ok,
+            wall_s=measured.seconds,
+            run_span_s=span,
+            peak_rss_bytes=measured.tree_peak_bytes,
+            peak_pss_bytes=measured.tree_peak_pss_bytes,
+            max_single_rss_bytes=measured.single_peak_bytes,
+            max_processes=measured.max_processes,
+            steps=steps,
+            model=model,
+            error="" if ok else error,
+        )
+
 
 def run_in_process(
     work: Path, label: str, tickers: int, days: int, candidates: list[str] | None = None
@@ -476,24 +509,17 @@ def run_in_process(
     cmd = [PYTHON, "-c", code, str(config_file), str(result_file)]
     measured = run_measured(cmd, sandbox.env(), sandbox.root / "run.log", RUN_TIMEOUT_S)
     result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-    span, steps = step_times(result.get("events", []))
     ok = measured.returncode == 0 and bool(result.get("success"))
-    return RunReport(
-        label=label,
-        mode="in-process",
-        tickers=tickers,
-        days=days,
-        rows=tickers * days,
-        ok=ok,
-        wall_s=measured.seconds,
-        run_span_s=span,
-        peak_rss_bytes=measured.tree_peak_bytes,
-        peak_pss_bytes=measured.tree_peak_pss_bytes,
-        max_single_rss_bytes=measured.single_peak_bytes,
-        max_processes=measured.max_processes,
-        steps=steps,
-        model=result.get("model"),
-        error="" if ok else (result.get("error") or measured.log),
+    return RunReport.of(
+        measured,
+        label,
+        "in-process",
+        tickers,
+        days,
+        result.get("events", []),
+        result.get("model"),
+        ok,
+        result.get("error") or measured.log,
     )
 
 
@@ -516,25 +542,9 @@ def run_cli(work: Path, label: str, tickers: int, days: int) -> RunReport:
             events = event_rows(instance, runs[0].run_id)
     if measured.returncode == 0:
         model = stored_model(sandbox.data)
-    span, steps = step_times(events)
     ok = measured.returncode == 0 and len(runs) == 1
-    return RunReport(
-        label=label,
-        mode="cli",
-        tickers=tickers,
-        days=days,
-        rows=tickers * days,
-        ok=ok,
-        wall_s=measured.seconds,
-        run_span_s=span,
-        peak_rss_bytes=measured.tree_peak_bytes,
-        peak_pss_bytes=measured.tree_peak_pss_bytes,
-        max_single_rss_bytes=measured.single_peak_bytes,
-        max_processes=measured.max_processes,
-        steps=steps,
-        model=model,
-        error="" if ok else measured.log or f"{len(runs)} runs in the instance, expected 1",
-    )
+    error = measured.log or f"{len(runs)} runs in the instance, expected 1"
+    return RunReport.of(measured, label, "cli", tickers, days, events, model, ok, error)
 
 
 def stored_model(data: Path) -> dict[str, Any] | None:
