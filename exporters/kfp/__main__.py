@@ -206,6 +206,8 @@ def check_output(output: Path) -> None:
 
 def parse_params(values: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
     """``NAME=VALUE`` pairs, each value typed as its pipeline parameter."""
+    from exporters.kfp.values import unrepresentable
+
     arguments: dict[str, Any] = {}
     for item in values:
         name, sep, raw = item.partition("=")
@@ -217,6 +219,9 @@ def parse_params(values: list[str], parameters: dict[str, Any]) -> dict[str, Any
             arguments[name] = _typed(parameter.type_name, raw)
         except ValueError:
             _fail("--param", f"{name}={raw!r} is not a {parameter.type_name}")
+        reason = unrepresentable(arguments[name])
+        if reason:
+            _fail("--param", f"{name}={raw!r}: {reason}")
     return arguments
 
 
@@ -294,6 +299,7 @@ def _main(args: argparse.Namespace) -> int:
 
     sys.path.insert(0, os.getcwd())
     from exporters.kfp.compile import ExportOptions, compile_pipeline, pipeline_name
+    from exporters.kfp.errors import ExportError
     from exporters.kfp.graph import UnsupportedConstructError, read_graph
     from exporters.kfp.runtime import load_definitions, tracking_resource_keys
     from exporters.kfp.schedule import (
@@ -350,7 +356,11 @@ def _main(args: argparse.Namespace) -> int:
         disable_caching=args.disable_caching,
     )
     output = Path(args.output)
-    compile_pipeline(graph, options, output)
+    try:
+        compile_pipeline(graph, options, output)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {output} ({len(graph.owners)} tasks, {len(graph.parameters)} parameters)")
     return submit_or_print(args, graph, pipeline_name(graph, options), arguments, recurring)
 

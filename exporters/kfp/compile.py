@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import linecache
-import re
 import textwrap
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from google.protobuf import json_format
 from kfp import compiler, dsl
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from exporters.kfp.errors import ExportError
 from exporters.kfp.graph import (
     LOOP_ITEM,
     AssetTask,
@@ -39,6 +39,7 @@ from exporters.kfp.graph import (
 from exporters.kfp.k8s import apply_k8s, use_secret_as_env
 from exporters.kfp.ops import ASSET, COLLECTED, COLLECTED_ITEMS, OP
 from exporters.kfp.runtime import RUN_ID_ENV, RUN_ID_FIELD_PATH
+from exporters.kfp.values import replace_header
 
 #: KFP server versions whose backend source the emitted YAML was checked against.
 SUPPORTED_KFP_SERVERS = ("2.14", "2.15")
@@ -224,11 +225,13 @@ def resolver_source(parameters: list[Parameter]) -> str:
     return textwrap.dedent(f'''
         def {RESOLVER_TASK}({args}) -> str:
             """Resolve [[ScheduledTime.<layout>]] the backend left to the run's start (UTC)."""
-            import json
+            import json as _kfp_json  # a bare `json` would shadow a parameter named so
 
             from exporters.kfp import runtime as _kfp_runtime
 
-            return json.dumps(_kfp_runtime.resolve_scheduled_values({{{values}}}), sort_keys=True)
+            return _kfp_json.dumps(
+                _kfp_runtime.resolve_scheduled_values({{{values}}}), sort_keys=True
+            )
     ''').lstrip()
 
 
@@ -488,42 +491,26 @@ def pipeline_name(graph: PipelineGraph, options: ExportOptions) -> str:
 
 
 def compile_pipeline(graph: PipelineGraph, options: ExportOptions, output: Path) -> str:
-    """Compile, validate and write ``output``; return the YAML text. Nothing is left on error."""
+    """Compile, validate and write ``output``; return the YAML text. Nothing is left on error.
+
+    The text written must read back (``yaml.safe_load``) as exactly the spec compiled in memory.
+    """
     pipeline = build_pipeline(graph, options)
     tmp = output.with_name(f".{output.stem}.tmp.yaml")
     try:
         compiler.Compiler().compile(pipeline, str(tmp))
-        text = defaults_in_header(tmp.read_text(), graph.parameters)
+        text = replace_header(tmp.read_bytes().decode(), pipeline, graph.parameters)
         validate_pipeline_yaml(text)
-        tmp.write_text(text)
+        compiled = [json_format.MessageToDict(pipeline.pipeline_spec)]
+        if pipeline.platform_spec.platforms:
+            compiled.append(json_format.MessageToDict(pipeline.platform_spec))
+        if [d for d in yaml.safe_load_all(text) if d] != compiled:
+            raise ExportError(f"{output}: the YAML would not read back as the compiled pipeline")
+        tmp.write_bytes(text.encode())
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
     return text
-
-
-#: A parameter's line in the YAML's comment header: ``#    <name>: <type> [Default: <value>]``.
-HEADER_DEFAULT = re.compile(r"^(#\s+)(\S+)(: \w+ \[Default: )(.*)\]$")
-
-
-def defaults_in_header(text: str, parameters: list[Parameter]) -> str:
-    """The YAML with each default in its comment header printed as the Config field has it.
-
-    The compiler prints the header from the PipelineSpec, where every number is a protobuf
-    double (kfp/compiler/pipeline_spec_builder.py): ``500.0`` for an int, ``[2.0, 3.0]`` for a
-    list of ints. The spec itself is left as it is (the backend reads numbers as doubles).
-    """
-    defaults = {p.name: p.default for p in parameters}
-    lines = text.split("\n")
-    for index, line in enumerate(lines):
-        if not line.startswith("#"):
-            break
-        match = HEADER_DEFAULT.match(line)
-        if match and match.group(2) in defaults:
-            value = defaults[match.group(2)]
-            shown = f"'{value}'" if isinstance(value, str) else str(value)
-            lines[index] = f"{match.group(1)}{match.group(2)}{match.group(3)}{shown}]"
-    return "\n".join(lines)
 
 
 def validate_pipeline_yaml(text: str) -> pipeline_spec_pb2.PipelineSpec:

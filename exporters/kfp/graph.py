@@ -44,6 +44,7 @@ from exporters.kfp.ops import (
     analyze_graph,
     is_graph_asset,
 )
+from exporters.kfp.values import HINTS, unrepresentable
 
 RUN_IF_KEY = "kfp/run_if"
 METRICS_KEY = "kfp/metrics"
@@ -475,6 +476,13 @@ def _config_parameters(op_def: OpDefinition, name: str, where: str = "") -> list
                 "Every KFP pipeline parameter needs a default here.",
             )
         default = info.get_default(call_default_factory=True)
+        reason = unrepresentable(default)
+        if reason:
+            raise UnsupportedConstructError(
+                name,
+                f"{where}config field {field_name!r} default {default!r} ({reason})",
+                HINTS[reason],
+            )
         description = info.description or ""
         if optional and default is None and type_name in TYPE_WORDS:
             # An `X | None = None` field: a STRING parameter whose default "" means unset (the

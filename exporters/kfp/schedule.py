@@ -18,6 +18,7 @@ from dagster import Definitions, ScheduleDefinition, build_schedule_context
 
 from exporters.kfp.graph import Parameter, PipelineGraph
 from exporters.kfp.runtime import format_macros
+from exporters.kfp.values import HINTS, unrepresentable
 
 #: Two ticks whose date parts are all distinct two-digit groups, so each maps to one Go token.
 SENTINELS = (
@@ -119,6 +120,12 @@ def schedule_parameters(schedule: ScheduleDefinition, graph: PipelineGraph) -> d
                 "Config field of an exported asset"
             )
         other = second.get(key)
+        for given in (value, other):
+            if reason := unrepresentable(given):
+                raise ScheduleError(
+                    f"schedule {schedule.name!r} sets ops.{key[0]}.config.{key[1]} to "
+                    f"{given!r} ({reason}). {HINTS[reason]}"
+                )
         arguments[parameter.name] = (
             value if value == other else _macro(schedule.name, parameter, value, other)
         )
