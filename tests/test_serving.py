@@ -67,8 +67,10 @@ def test_build_serve_command_is_uvicorn_on_the_guarded_app_with_the_store() -> N
         "5002",
         "--workers",
         "2",
+        "--http",
+        "stock_assets.mlflow_ops.serving.protocol:GuardedProtocol",
         "--limit-concurrency",
-        "32",
+        "64",
         "--timeout-keep-alive",
         "5",
         "--no-access-log",
@@ -85,6 +87,8 @@ def test_build_serve_command_is_uvicorn_on_the_guarded_app_with_the_store() -> N
         "http://127.0.0.1:5000",
         workers=3,
         max_request_bytes=1000,
+        read_timeout=2.5,
+        max_waiting=8,
         bin_dir="/b",
         environ={},
     )
@@ -94,6 +98,8 @@ def test_build_serve_command_is_uvicorn_on_the_guarded_app_with_the_store() -> N
         "PATH": "/b",
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
         "STOCK_SERVE_MAX_REQUEST_BYTES": "1000",
+        "STOCK_SERVE_READ_TIMEOUT": "2.5",
+        "STOCK_SERVE_MAX_WAITING": "8",
     }
 
 

@@ -2,28 +2,35 @@
 
 ``create_app()`` loads ``models:/stock-prediction@production`` and wraps MLflow's own FastAPI
 scoring app (``mlflow.pyfunc.scoring_server.init``) in :class:`RequestGuard`, a plain ASGI
-middleware that, on ``POST /invocations``:
+middleware that:
 
+* serves only ``POST /invocations`` and ``GET /ping``, ``/health``, ``/version`` (404 for the
+  rest, FastAPI's ``/docs`` and ``/openapi.json`` included; 405 for another method);
 * refuses a body over ``max_request_bytes`` (default :data:`MAX_REQUEST_BYTES`) with 413, from
   its ``Content-Length`` or while reading it, so one huge request cannot hold a worker;
-* reads a request without ``Content-Type`` as JSON;
-* checks a JSON body before the model sees it, and answers 400 with the row and column of the
-  first value that is not a number (a string, null, NaN, Infinity, a nested list);
+* accepts JSON only: one ``Content-Type`` header at most (two are refused with 400: the guard
+  and MLflow could read different ones), ``application/json`` (415 for CSV, Parquet or anything
+  else), none read as JSON; MLflow's app is handed exactly that one header;
+* checks the body before the model sees it (:mod:`.payload`): 413 for more rows or cells than
+  a request may hold, 400 with the row and column of the first value that is not a finite
+  number, or naming the key or column list that is wrong;
 * answers every error as ``{"error_code", "message"}``: no stack trace, no server path, no echo
   of the input (MLflow's own error bodies carry a ``stack_trace``).
 
-uvicorn runs it with several workers and a concurrency limit (:mod:`.server`).
+uvicorn runs it with several workers, a concurrency limit and a protocol bounding slow clients
+(:mod:`.server`, :mod:`.protocol`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.mlflow_ops.serving.payload import TooLarge, payload_problem
 
 #: The largest request body accepted: 1 MiB, about 4,000 rows of 22 features.
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -32,103 +39,16 @@ MESSAGE_LIMIT = 600
 #: MLflow's scoring server repeats the whole input in its message: keep only its error.
 _ECHO = re.compile(r"^Failed to predict data '.*'\.\s*Error:", re.DOTALL)
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.\-@+]+){2,}")
+_MEDIA = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_LOG = logging.getLogger("uvicorn.error")
+#: The endpoints served besides ``POST /invocations``; any other path gets 404.
+GET_PATHS = ("/ping", "/health", "/version")
+ENDPOINTS = "POST /invocations, GET /ping, /health, /version"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-class _NonFinite:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def _name(column: object) -> str:
-    text = repr(column) if isinstance(column, str) else str(column)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _value_problem(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "expected a number, got true/false"
-    if isinstance(value, int | float):
-        return None
-    if value is None:
-        return "missing value (null); expected a number"
-    if isinstance(value, _NonFinite):
-        return f"{value.name} is not allowed; expected a finite number"
-    if isinstance(value, str):
-        return "expected a number, got a string"
-    if isinstance(value, list | dict):
-        kind = "list" if isinstance(value, list) else "object"
-        return f"expected a number, got a {kind} (the input must be rows of numbers, 2-D)"
-    return f"expected a number, got {type(value).__name__}"
-
-
-def _first_problem(rows: Any, named: bool) -> str | None:
-    """The first bad cell of row-wise ``rows``: a list of records, or of positional rows."""
-    if not isinstance(rows, list):
-        return "expected a list of rows"
-    for i, row in enumerate(rows):
-        if isinstance(row, dict):
-            cells = row.items()
-        elif isinstance(row, list) and not named:
-            cells = (
-                (FEATURE_COLUMNS[j] if j < len(FEATURE_COLUMNS) else j, v)
-                for j, v in enumerate(row)
-            )
-        elif named:
-            return f"row {i}: expected an object of column: value"
-        else:
-            problem = _value_problem(row)  # a 1-D list of numbers is one row: the model decides
-            if problem:
-                column = FEATURE_COLUMNS[i] if i < len(FEATURE_COLUMNS) else i
-                return f"row 0, column {_name(column)}: {problem}"
-            continue
-        for column, value in cells:
-            problem = _value_problem(value)
-            if problem:
-                return f"row {i}, column {_name(column)}: {problem}"
-    return None
-
-
-def payload_problem(body: bytes) -> str | None:
-    """What is wrong with a JSON request body, naming the row and column; None if it looks fine."""
-    try:
-        data = json.loads(body, parse_constant=_NonFinite)
-    except UnicodeDecodeError:
-        return "the request body is not UTF-8 text; expected JSON"
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        return f"the request body is not valid JSON ({error.msg} at {where})"
-    if not isinstance(data, dict):
-        return "expected a JSON object with one of: inputs, dataframe_records, dataframe_split"
-    if "dataframe_records" in data:
-        return _first_problem(data["dataframe_records"], named=True)
-    if "dataframe_split" in data:
-        split = data["dataframe_split"]
-        if not isinstance(split, dict) or not isinstance(split.get("data"), list):
-            return "dataframe_split: expected an object with 'columns' and 'data'"
-        columns = split.get("columns") or []
-        rows = []
-        for row in split["data"]:
-            if not isinstance(row, list):
-                return "dataframe_split: each row of 'data' must be a list of numbers"
-            rows.append({columns[j] if j < len(columns) else j: v for j, v in enumerate(row)})
-        return _first_problem(rows, named=True)
-    for key in ("inputs", "instances"):
-        if key in data:
-            value = data[key]
-            if isinstance(value, dict):  # {column: [values]}
-                for column, values in value.items():
-                    for i, cell in enumerate(values if isinstance(values, list) else [values]):
-                        problem = _value_problem(cell)
-                        if problem:
-                            return f"row {i}, column {_name(column)}: {problem}"
-                return None
-            return _first_problem(value, named=False)
-    return None
 
 
 def sanitise(status: int, content: bytes) -> tuple[int, bytes]:
@@ -169,8 +89,41 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def content_type_problem(values: list[bytes]) -> tuple[int, bytes] | None:
+    """The status and error body for a request's ``Content-Type`` headers; None if JSON.
+
+    One header at most (two could be read differently by the guard and by MLflow), naming
+    ``application/json`` with at most ``charset=utf-8``; no header means JSON.
+    """
+    if len(values) > 1:
+        return 400, _error(
+            "BAD_REQUEST",
+            f"the request has {len(values)} Content-Type headers; send exactly one: "
+            "application/json",
+        )
+    if not values:
+        return None
+    mime, *params = (part.strip() for part in values[0].decode("latin-1").split(";"))
+    shown = repr(mime) if _MEDIA.match(mime) and len(mime) <= 80 else "this Content-Type"
+    unsupported = (
+        f"Content-Type {shown} is not accepted; expected application/json (only JSON is "
+        "served, not CSV or Parquet)"
+    )
+    if mime.lower() != "application/json":
+        return 415, _error("UNSUPPORTED_MEDIA_TYPE", unsupported)
+    for param in filter(None, params):
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
+            return 415, _error(
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Content-Type parameters other than charset=utf-8 are not accepted; expected "
+                "application/json",
+            )
+    return None
+
+
 class RequestGuard:
-    """Size limit, default content type, input checks and error sanitising around ``app``."""
+    """Routes, size limits, content type, input checks and error sanitising around ``app``."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], max_request_bytes: int) -> None:
         self.app = app
@@ -184,9 +137,42 @@ class RequestGuard:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") != "/invocations":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.route(scope, receive, tracked)
+        except Exception:
+            if started:
+                raise
+            _LOG.exception("the request failed in the guard")
+            await _answer(send, 500, _error("INTERNAL_ERROR", "the server failed on this request"))
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Only the scoring endpoints: FastAPI's ``/docs`` and ``/openapi.json`` are not served."""
+        path, method = scope.get("path"), scope.get("method")
+        if path in GET_PATHS or path == "/invocations":
+            allowed = "GET" if path in GET_PATHS else "POST"
+            if method != allowed:
+                message = f"{path[1:]} takes {allowed} requests; this server answers {ENDPOINTS}"
+                await _answer(send, 405, _error("METHOD_NOT_ALLOWED", message))
+            elif allowed == "GET":
+                await self.app(scope, receive, send)
+            else:
+                await self.invocations(scope, receive, send)
+            return
+        message = f"no such endpoint; this server answers {ENDPOINTS}"
+        await _answer(send, 404, _error("NOT_FOUND", message))
+
+    async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /invocations``: bounded body, JSON only, checked cells, then MLflow's app."""
         headers = [(k.lower(), v) for k, v in scope.get("headers", [])]
         length = dict(headers).get(b"content-length", b"")
         if length and (not length.strip().isdigit() or int(length) > self.limit):
@@ -203,16 +189,20 @@ class RequestGuard:
                 return
             if not message.get("more_body"):
                 break
-        content_type = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()
-        if not content_type:
-            content_type = b"application/json"
-            headers = [h for h in headers if h[0] != b"content-type"]
-            headers.append((b"content-type", b"application/json"))
-        if scope.get("method") == "POST" and content_type == b"application/json":
-            problem = payload_problem(bytes(body))
-            if problem:
-                await _answer(send, 400, _error("BAD_REQUEST", problem))
-                return
+        refusal = content_type_problem([v for k, v in headers if k == b"content-type"])
+        if refusal is None:
+            try:
+                problem = payload_problem(bytes(body))
+            except TooLarge as error:
+                refusal = 413, _error("REQUEST_TOO_LARGE", f"{error}; send fewer rows per request")
+            else:
+                refusal = (400, _error("BAD_REQUEST", problem)) if problem else None
+        if refusal is not None:
+            await _answer(send, *refusal)
+            return
+        # MLflow's app sees exactly what was checked: one body, one Content-Type.
+        headers = [h for h in headers if h[0] != b"content-type"]
+        headers.append((b"content-type", b"application/json"))
 
         replayed = False
 

@@ -4,8 +4,9 @@ Run: ``stock-serve [--port 5002] [--host 127.0.0.1] [--workers 2]`` (``make serv
 It serves ``models:/stock-prediction@production`` from the project's tracking store
 (``MLFLOW_TRACKING_URI``, else the SQLite store in the data directory), in this Python
 environment, through :func:`stock_assets.mlflow_ops.serving.app.create_app` (a request size
-limit answered with 413, row/column messages for bad input, errors without stack traces), with
-several uvicorn workers and a concurrency limit so one slow client does not stall the others.
+limit answered with 413, JSON only, row/column messages for bad input, errors without stack
+traces), with several uvicorn workers, a concurrency limit, and uvicorn's HTTP protocol bounded
+against slow clients (:mod:`.protocol`: a read deadline and a cap on waiting connections).
 Before starting, it checks that the alias exists and, if not, says how to get a production
 model and exits with code 1.
 """
@@ -16,11 +17,18 @@ import argparse
 import os
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 from stock_assets.mlflow_ops.serving.app import MAX_BYTES_ENV, MAX_REQUEST_BYTES
+from stock_assets.mlflow_ops.serving.protocol import (
+    MAX_WAITING,
+    MAX_WAITING_ENV,
+    READ_TIMEOUT,
+    READ_TIMEOUT_ENV,
+)
 from stock_assets.paths import default_tracking_uri, environment_defaults, redact_uri
 
 MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
@@ -33,9 +41,12 @@ DEPLOY_COMMAND = (
 )
 PROMOTE_COMMAND = "stock-registry promote N"
 APP_FACTORY = "stock_assets.mlflow_ops.serving.app:create_app"
+HTTP_PROTOCOL = "stock_assets.mlflow_ops.serving.protocol:GuardedProtocol"
 DEFAULT_WORKERS = 2
 #: Requests in progress per worker beyond which uvicorn answers 503 at once.
-LIMIT_CONCURRENCY = 32
+REQUESTS_IN_PROGRESS = 32
+#: uvicorn counts open connections too: room for the waiting ones (at most MAX_WAITING each).
+LIMIT_CONCURRENCY = REQUESTS_IN_PROGRESS + MAX_WAITING
 
 
 def build_serve_command(
@@ -45,6 +56,8 @@ def build_serve_command(
     *,
     workers: int | None = None,
     max_request_bytes: int | None = None,
+    read_timeout: float | None = None,
+    max_waiting: int | None = None,
     python: str | None = None,
     bin_dir: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -73,14 +86,21 @@ def build_serve_command(
         str(port),
         "--workers",
         str(workers or DEFAULT_WORKERS),
+        "--http",
+        HTTP_PROTOCOL,
         "--limit-concurrency",
         str(LIMIT_CONCURRENCY),
         "--timeout-keep-alive",
         "5",
         "--no-access-log",
     ]
-    if max_request_bytes is not None:
-        env[MAX_BYTES_ENV] = str(max_request_bytes)
+    for name, value in (
+        (MAX_BYTES_ENV, max_request_bytes),
+        (READ_TIMEOUT_ENV, read_timeout),
+        (MAX_WAITING_ENV, max_waiting),
+    ):
+        if value is not None:
+            env[name] = str(value)
     return argv, env
 
 
@@ -151,15 +171,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help=f"uvicorn workers ({DEFAULT_WORKERS})"
+        "--workers",
+        type=_positive(int),
+        default=DEFAULT_WORKERS,
+        help=f"uvicorn workers ({DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--max-request-bytes",
-        type=int,
+        type=_positive(int),
         default=MAX_REQUEST_BYTES,
         help=f"larger request bodies get 413 ({MAX_REQUEST_BYTES} = 1 MiB)",
     )
+    parser.add_argument(
+        "--read-timeout",
+        type=_positive(float),
+        default=READ_TIMEOUT,
+        help=f"seconds to receive a whole request, else 408 ({READ_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-waiting",
+        type=_positive(int),
+        default=MAX_WAITING,
+        help="connections per worker still sending a request or idle; beyond it the longest "
+        f"waiting is closed ({MAX_WAITING})",
+    )
     return parser.parse_args(argv)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -176,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tracking_uri,
         workers=args.workers,
         max_request_bytes=args.max_request_bytes,
+        read_timeout=args.read_timeout,
+        max_waiting=args.max_waiting,
     )
     print(
         f"serving {MODEL_URI} from {redact_uri(tracking_uri)} on http://{args.host}:{args.port} "
