@@ -62,7 +62,12 @@ CASES = [
         "stock_data",
         ["bars.csv", "Close", "Volume"],
     ),
-    ("non_numeric", _with(_set("Close", 10, "abc")), "stock_data", ["bars.csv", "Close", "abc"]),
+    (
+        "non_numeric",
+        _with(_set("Close", 10, "abc")),
+        "stock_data",
+        ["bars.csv", "'Close'", "non-numeric", "line 12"],
+    ),
     ("nan_price", _with(_set("Open", 10, float("nan"))), "stock_data", ["bars.csv", "Open"]),
     ("zero_price", _with(_set("Low", 10, 0.0)), "stock_data", ["bars.csv", "Low", "> 0"]),
     ("negative_price", _with(_set("High", 10, -5.0)), "stock_data", ["bars.csv", "High"]),

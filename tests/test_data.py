@@ -1,4 +1,4 @@
-"""Synthetic generation, CSV loading and validation of daily bars (stock_assets.core.data)."""
+"""Synthetic generation, CSV loading and validation of daily bars (core.data, core.csv_input)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import pandas as pd
 import pytest
 
 from benchmarks.reference import reference_dates, reference_generate_data
+from stock_assets.core.csv_input import load_ohlcv_csv
 from stock_assets.core.data import (
     DEFAULT_TICKER,
+    EARLIEST_END_DATE,
+    LATEST_END_DATE,
+    MAX_DAYS,
     MIN_ROWS_PER_TICKER,
     OHLCV_COLUMNS,
     PRICE_COLUMNS,
     DataValidationError,
     generate_gbm,
-    load_ohlcv_csv,
     validate_ohlcv,
 )
 
@@ -123,6 +126,9 @@ def test_end_date_ends_the_window_on_or_before_it(end_date: str, last: str) -> N
         ({"tickers": ["AAA", " "]}, ["tickers", "non-blank"]),
         ({"seed": -1}, ["seed", "-1"]),
         ({"end_date": "not a date"}, ["end_date", "not a date"]),
+        ({"days": MAX_DAYS + 1}, [f"days={MAX_DAYS + 1}", f"at most {MAX_DAYS}"]),
+        ({"end_date": "1799-12-31"}, ["end_date='1799-12-31'", "out of range", "1800-01-01"]),
+        ({"end_date": "2201-01-01T00:00"}, ["end_date='2201-01-01T00:00'", "2200-12-31"]),
     ],
 )
 def test_generate_gbm_rejects_bad_arguments(kwargs: dict, substrings: list[str]) -> None:
@@ -130,6 +136,16 @@ def test_generate_gbm_rejects_bad_arguments(kwargs: dict, substrings: list[str])
         generate_gbm(**kwargs)
     for text in substrings:
         assert text in str(info.value)
+
+
+@pytest.mark.parametrize("end_date", [None, EARLIEST_END_DATE, LATEST_END_DATE])
+def test_the_longest_windows_stay_inside_the_storable_dates(end_date: str | None) -> None:
+    dates = generate_gbm(days=MAX_DAYS, end_date=end_date)["Date"]
+    assert dates.is_monotonic_increasing and dates.is_unique
+    assert pd.Timestamp("1700-01-01") < dates.iloc[0]
+    assert dates.iloc[-1] < pd.Timestamp("2250-01-01")
+    if end_date is not None:
+        assert dates.iloc[-1] <= pd.Timestamp(end_date) and dates.iloc[-1].year == int(end_date[:4])
 
 
 # --------------------------------------------------------------------------------------
@@ -174,7 +190,7 @@ def test_csv_ticker_argument_selects_rows_of_a_ticker_column(tmp_path: Path) -> 
     frame = generate_gbm(days=70, tickers=["AAA", "BBB"])
     path = write(tmp_path / "prices.csv", frame.rename(columns={"Ticker": "ticker"}))
     pd.testing.assert_frame_equal(load_ohlcv_csv(path, ticker="BBB"), one(frame, "BBB"))
-    with pytest.raises(DataValidationError, match=r"prices\.csv.*'Ticker'.*'CCC'.*'AAA'"):
+    with pytest.raises(DataValidationError, match=r"prices\.csv.*'Ticker'.*'CCC'.*2 ticker"):
         load_ohlcv_csv(path, ticker="CCC")
 
 
@@ -201,13 +217,15 @@ def test_csv_fractional_volume_is_rounded(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
 
 
-def expect_error(path: Path, *substrings: str, **kwargs: str) -> None:
+def expect_error(path: Path, *substrings: str, **kwargs: str) -> str:
+    """The loader's error; it names the file and each substring, on one line."""
     with pytest.raises(DataValidationError) as info:
         load_ohlcv_csv(path, **kwargs)
     message = str(info.value)
-    assert str(path) in message, message
+    assert str(path) in message and "\n" not in message, message
     for text in substrings:
         assert text in message, f"{text!r} not in {message!r}"
+    return message
 
 
 def test_csv_missing_file(tmp_path: Path) -> None:
@@ -230,6 +248,7 @@ def test_csv_missing_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "prices.csv", bars().drop(columns=["Close", "Volume"]))
     expect_error(
         path,
+        "line 1",
         "missing column(s) 'Close', 'Volume'",
         "expected Date, Open, High, Low, Close, Volume (any letter case)",
     )
@@ -237,22 +256,57 @@ def test_csv_missing_columns(tmp_path: Path) -> None:
 
 def test_csv_unparseable_date(tmp_path: Path) -> None:
     frame = bars().astype({"Date": str})
-    frame.loc[5, "Date"] = "31/31/2023"
-    expect_error(write(tmp_path / "p.csv", frame), "'Date'", "'31/31/2023'", "line 7", "expected")
+    frame.loc[5, "Date"] = "soon-ish"
+    message = expect_error(write(tmp_path / "p.csv", frame), "'Date'", "line 7", "YYYY-MM-DD")
+    assert "soon-ish" not in message
+
+
+@pytest.mark.parametrize(
+    ("layout", "line"),
+    [("%d/%m/%Y", 2), ("%m/%d/%Y", 2), ("%d.%m.%y", 2), ("%m-%d-%Y", 2)],
+)
+def test_csv_numeric_dates_with_the_year_last_are_refused(
+    tmp_path: Path, layout: str, line: int
+) -> None:
+    frame = bars()
+    export = frame.assign(Date=frame["Date"].dt.strftime(layout))
+    message = expect_error(
+        write(tmp_path / "p.csv", export), "'Date'", f"line {line}", "year last", "YYYY-MM-DD"
+    )
+    assert export["Date"].iloc[0] not in message
+
+
+def test_csv_one_ambiguous_date_among_iso_dates_is_refused(tmp_path: Path) -> None:
+    frame = bars().astype({"Date": str})
+    frame.loc[30, "Date"] = "02/03/2023"
+    expect_error(write(tmp_path / "p.csv", frame), "'Date'", "1 numeric date", "line 32")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["%Y/%m/%d", "%Y%m%d", "%Y-%m-%dT%H:%M:%SZ", "%d %b %Y", "%B %d, %Y", "%Y-%b-%d"],
+)
+def test_csv_unambiguous_date_formats_give_the_iso_days(tmp_path: Path, layout: str) -> None:
+    frame = bars()
+    export = frame.assign(Date=frame["Date"].dt.strftime(layout))
+    loaded = load_ohlcv_csv(write(tmp_path / "aaa.csv", export))
+    pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+
+
+@pytest.mark.parametrize("layout", ["%Y-%m", "%Y", "%b %Y"])
+def test_csv_dates_without_a_day_are_refused(tmp_path: Path, layout: str) -> None:
+    frame = bars()
+    export = frame.assign(Date=frame["Date"].dt.strftime(layout))
+    expect_error(write(tmp_path / "p.csv", export), "'Date'", "line 2", "not dates")
 
 
 def test_csv_non_numeric_price(tmp_path: Path) -> None:
     frame = bars().astype({"Close": object})
     frame.loc[3, "Close"] = "abc"
-    expect_error(
-        write(tmp_path / "p.csv", frame),
-        "'Close'",
-        "non-numeric",
-        "'abc'",
-        "line 5",
-        "2023-01-05",
-        "expected numbers",
+    message = expect_error(
+        write(tmp_path / "p.csv", frame), "'Close'", "non-numeric", "line 5", "expected numbers"
     )
+    assert "abc" not in message
 
 
 @pytest.mark.parametrize(
@@ -261,14 +315,15 @@ def test_csv_non_numeric_price(tmp_path: Path) -> None:
         ("Open", np.nan, ["'Open'", "missing", "expected a number on every row"]),
         ("Volume", np.nan, ["'Volume'", "missing", "expected a number on every row"]),
         ("Close", 0.0, ["'Close'", "zero or negative", "expected positive prices (> 0)"]),
-        ("Low", -1.5, ["'Low'", "zero or negative", "-1.5", "expected positive prices (> 0)"]),
+        ("Low", -1.5, ["'Low'", "zero or negative", "expected positive prices (> 0)"]),
         ("Volume", -10, ["'Volume'", "negative", "expected volume >= 0"]),
     ],
 )
 def test_csv_bad_values(tmp_path: Path, column: str, value: float, substrings: list[str]) -> None:
     frame = bars().astype({"Volume": float})
     frame.loc[10, column] = value
-    expect_error(write(tmp_path / "p.csv", frame), *substrings, "line 12", "'AAA'", "2023-01-16")
+    message = expect_error(write(tmp_path / "p.csv", frame), *substrings, "line 12")
+    assert "-1.5" not in message and "2023-01-16" not in message  # no value from the file
 
 
 def test_csv_high_below_low(tmp_path: Path) -> None:
@@ -279,8 +334,7 @@ def test_csv_high_below_low(tmp_path: Path) -> None:
         write(tmp_path / "p.csv", frame),
         "'High'/'Low'",
         "High < Low on 3 row(s)",
-        "'AAA'",
-        str(frame["Date"].iloc[20].date()),
+        "line 22",
         "expected High >= Low",
     )
 
@@ -291,34 +345,73 @@ def test_csv_duplicate_dates(tmp_path: Path) -> None:
     expect_error(
         write(tmp_path / "p.csv", frame),
         "duplicate date",
-        "'AAA'",
-        str(frame["Date"].iloc[40].date()),
+        f"line {len(frame) + 1}",
         "expected one row per ticker per date",
     )
 
 
 def test_csv_too_few_rows(tmp_path: Path) -> None:
     frame = pd.concat([bars(ticker="AAA"), bars(ticker="BBB").iloc[:45]])
-    expect_error(
+    message = expect_error(
         write(tmp_path / "p.csv", frame),
         "too few rows",
-        "'BBB' has 45",
+        "the ticker at line 72 has 45",
         f"at least {MIN_ROWS_PER_TICKER} rows per ticker",
         "SMA_50",
     )
+    assert "BBB" not in message
 
 
 def test_csv_end_date_leaving_too_few_rows(tmp_path: Path) -> None:
     path = write(tmp_path / "aaa.csv", bars())
-    expect_error(path, "'AAA' has 10", "end_date 2023-01-13", end_date="2023-01-13")
+    expect_error(path, "has 10 row(s)", "end_date 2023-01-13", end_date="2023-01-13")
     expect_error(path, "no rows dated on or before end_date", end_date="2022-01-01")
     expect_error(path, "end_date", "'soon'", end_date="soon")
+    expect_error(path, "end_date='1650-01-01' is out of range", end_date="1650-01-01")
 
 
-def test_csv_duplicate_column_in_other_case(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "header", ["Date,Open,High,Low,Close,close,Volume", "Date,Open,High,Low,Close,Close,Volume"]
+)
+def test_csv_duplicate_column_is_refused(tmp_path: Path, header: str) -> None:
     path = tmp_path / "p.csv"
-    path.write_text("Date,Open,High,Low,Close,close,Volume\n2023-01-02,1,1,1,1,1,1\n")
-    expect_error(path, "'Close'", "more than once", "'close'")
+    path.write_text(f"{header}\n2023-01-02,1,1,1,1,1,1\n")
+    expect_error(path, "line 1", "'Close'", "appears 2 times", "columns 5, 6")
+
+
+def test_csv_rows_longer_than_the_header_are_refused(tmp_path: Path) -> None:
+    text = write(tmp_path / "aaa.csv", bars()).read_text().splitlines()
+    for name, lines in {"one": [5], "all": range(1, len(text))}.items():
+        changed = [f"{row},7" if i in lines else row for i, row in enumerate(text)]
+        path = tmp_path / f"{name}.csv"
+        path.write_text("\n".join(changed) + "\n")
+        expect_error(path, f"line {min(lines) + 1}", "fields")
+
+
+def test_csv_bytes_that_are_not_utf8_name_their_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "aaa.csv", bars())
+    path.write_bytes(path.read_bytes().replace(b"\n2023-01-10", b"\n2023-01-10\xe9", 1))
+    expect_error(path, "line 8", "not UTF-8")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_csv_compressed_loads_and_names_its_ticker_without_suffixes(
+    tmp_path: Path, suffix: str
+) -> None:
+    frame = bars(ticker="AAPL")
+    frame.drop(columns="Ticker").to_csv(tmp_path / f"aapl.csv{suffix}", index=False)
+    loaded = load_ohlcv_csv(tmp_path / f"aapl.csv{suffix}")
+    pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+
+
+def test_csv_not_really_compressed_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "aaa.csv.gz"
+    path.write_text("Date,Open,High,Low,Close,Volume\n")
+    expect_error(path, "cannot be decompressed as .gz")
+
+
+def test_csv_a_directory_is_refused(tmp_path: Path) -> None:
+    expect_error(tmp_path, "is a directory, not a regular file")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Daily OHLCV bars: synthetic generation, CSV loading and validation.
+"""Daily OHLCV bars: synthetic generation and validation (CSV loading: ``csv_input``).
 
 Pure functions (numpy/pandas/stdlib only): no Dagster, no KFP. Every function returns or
 checks the same normalised frame: columns ``OHLCV_COLUMNS``, ``Date`` as ``datetime64[ns]``,
@@ -8,11 +8,8 @@ checks the same normalised frame: columns ``OHLCV_COLUMNS``, ``Date`` as ``datet
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 import zlib
 from collections.abc import Iterable, Sequence
-from os import PathLike
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,12 +28,14 @@ DRIFT = 0.0001
 VOLATILITY = 0.02
 START_DATE = "2023-01-01"
 
-_REQUIRED_CSV_COLUMNS = ["Date", *NUMERIC_COLUMNS]
-#: Volumes are stored as int64: 2**63 and above do not fit (and would wrap to a negative).
-_INT64_LIMIT = float(2**63)
-_EXPECTED_CSV = "expected Date, Open, High, Low, Close, Volume (any letter case)"
-# A UTC offset written after a time of day: "...00:00:00-05:00", "...00:00Z".
-_TZ_SUFFIX = r"(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d\d:?\d\d)$"
+# Bars carry datetime64[ns] dates, which hold 1677-09-21 to 2262-04-11 only (beyond, numpy
+# wraps silently). These bounds keep every synthetic window inside that range with a margin:
+# MAX_DAYS business days (about 96 years) after START_DATE or before any allowed end_date.
+#: The most business days of synthetic bars per ticker.
+MAX_DAYS = 25_000
+#: The earliest and latest ``end_date`` accepted (synthetic data and CSV alike).
+EARLIEST_END_DATE = "1800-01-01"
+LATEST_END_DATE = "2200-12-31"
 _MIN_ROWS_WHY = (
     f"at least {MIN_ROWS_PER_TICKER} rows per ticker are needed "
     "(50 rows of warm-up for SMA_50 plus 10 rows to train and test on)"
@@ -74,6 +73,11 @@ def check_days(days: int) -> int:
         raise DataValidationError(f"days={days!r} is not an integer")
     if days < MIN_ROWS_PER_TICKER:
         raise DataValidationError(f"days={days} is too small: {_MIN_ROWS_WHY}")
+    if days > MAX_DAYS:
+        raise DataValidationError(
+            f"days={days} is too large: expected at most {MAX_DAYS} business days (about 96 "
+            "years), so that every date stays within the years pandas can store"
+        )
     return int(days)
 
 
@@ -110,14 +114,17 @@ def check_end_date(end_date: str | None, field: str = "end_date") -> pd.Timestam
     if end_date is None:
         return None
     try:
-        ts = pd.Timestamp(dt.datetime.fromisoformat(str(end_date)))
+        when = dt.datetime.fromisoformat(str(end_date)).replace(tzinfo=None)  # the local day
     except ValueError as exc:
         raise DataValidationError(
             f"{field}={end_date!r} is not a date; expected YYYY-MM-DD, e.g. '2024-06-28'"
         ) from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    return ts
+    if not EARLIEST_END_DATE <= when.date().isoformat() <= LATEST_END_DATE:
+        raise DataValidationError(
+            f"{field}={end_date!r} is out of range; expected a date from {EARLIEST_END_DATE} "
+            f"to {LATEST_END_DATE}"
+        )
+    return pd.Timestamp(when)
 
 
 def _business_days(days: int, end: pd.Timestamp | None) -> np.ndarray:
@@ -198,209 +205,21 @@ def generate_gbm(
 
 
 # --------------------------------------------------------------------------------------
-# CSV loading
-# --------------------------------------------------------------------------------------
-
-
-def _match_columns(columns: Sequence[object], source: str) -> tuple[dict[str, str], str | None]:
-    """Map canonical names to the file's headers, ignoring letter case and blanks."""
-    by_key: dict[str, list[str]] = {}
-    for col in columns:
-        by_key.setdefault(str(col).strip().lower(), []).append(str(col))
-    ambiguous = {k: v for k, v in by_key.items() if len(v) > 1}
-    for canonical in [*_REQUIRED_CSV_COLUMNS, "Ticker"]:
-        if canonical.lower() in ambiguous:
-            found = ", ".join(repr(c) for c in ambiguous[canonical.lower()])
-            raise DataValidationError(
-                f"{source}: column {canonical!r} appears more than once ({found}); "
-                "expected exactly one column per field (any letter case)"
-            )
-    missing = [c for c in _REQUIRED_CSV_COLUMNS if c.lower() not in by_key]
-    if missing:
-        names = ", ".join(repr(c) for c in missing)
-        raise DataValidationError(
-            f"{source}: missing column(s) {names}; {_EXPECTED_CSV}; "
-            f"found {', '.join(repr(str(c)) for c in columns)}{_separator_hint(columns)}"
-        )
-    mapping = {c: by_key[c.lower()][0] for c in _REQUIRED_CSV_COLUMNS}
-    ticker_col = by_key.get("ticker", [None])[0]
-    return mapping, ticker_col
-
-
-def _separator_hint(columns: Sequence[object]) -> str:
-    """A hint when the header was clearly split on the wrong separator (``;``, tab, ``|``)."""
-    header = " ".join(str(c) for c in columns)
-    for separator in (";", "\t", "|"):
-        if header.count(separator) >= 2:
-            shown = "tab" if separator == "\t" else repr(separator)
-            return (
-                f"; the separator looks like {shown}: save the file comma-separated, with a "
-                "dot as the decimal mark"
-            )
-    return ""
-
-
-def _parse_dates(raw: pd.Series, source: str) -> pd.Series:
-    """Parse the Date column to naive calendar days (daily bars).
-
-    A time-zone offset after a time (e.g. "2024-03-08 00:00:00-05:00", as some exports
-    write, with offsets changing at DST) is dropped so the local calendar day is kept.
-    """
-    blank = raw.isna().to_numpy()
-    if blank.any():
-        raise DataValidationError(
-            f"{source}: column 'Date' is empty on {int(blank.sum())} row(s), first at line "
-            f"{raw.index[int(np.argmax(blank))]}; expected a date on every row"
-        )
-    with warnings.catch_warnings():
-        # Mixed UTC offsets give object dtype (and a FutureWarning): handled below.
-        warnings.simplefilter("ignore", FutureWarning)
-        parsed = pd.to_datetime(raw, errors="coerce")  # fast path: one format throughout
-    if not pd.api.types.is_datetime64_any_dtype(parsed) or parsed.isna().any():
-        text = raw.astype(str).str.strip().str.replace(_TZ_SUFFIX, r"\1", regex=True)
-        parsed = pd.to_datetime(text, errors="coerce")
-        if parsed.isna().any():  # formats differing between rows: parse each on its own
-            parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise DataValidationError(
-            f"{source}: column 'Date' has {int(bad.sum())} unparseable value(s), first "
-            f"{raw.iloc[first]!r} at line {raw.index[first]}; expected dates such as "
-            "'2024-01-31'"
-        )
-    if parsed.dt.tz is not None:
-        parsed = parsed.dt.tz_localize(None)  # keep the wall-clock (local) date
-    return parsed.dt.normalize().astype("datetime64[ns]")
-
-
-def _parse_tickers(raw: pd.Series, source: str) -> np.ndarray:
-    """The Ticker column as stripped str symbols (work done once per distinct symbol)."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    symbols = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
-    values = symbols[codes]  # code -1 (missing) picks the trailing ""
-    blank = values == ""
-    if blank.any():
-        raise DataValidationError(
-            f"{source}: column 'Ticker' is empty on {int(blank.sum())} row(s), first at "
-            f"line {raw.index[int(np.argmax(blank))]}; expected a symbol on every row"
-        )
-    return values
-
-
-def load_ohlcv_csv(
-    path: str | PathLike[str],
-    ticker: str | None = None,
-    end_date: str | None = None,
-) -> pd.DataFrame:
-    """Read a daily-bar CSV export into the normalised OHLCV frame, validated.
-
-    Column names match in any letter case; extra columns (e.g. "Adj Close") are ignored.
-    The ticker comes from a Ticker column if there is one (then ``ticker``, if given,
-    selects that ticker's rows), else from ``ticker``, else from the file name stem
-    upper-cased. ``end_date`` keeps rows dated on or before it. Raises
-    ``DataValidationError`` naming the file, the column and what was expected.
-    """
-    file = Path(path)
-    source = str(path)
-    end = check_end_date(end_date, field=f"{source}: end_date")
-    if ticker is not None and (not isinstance(ticker, str) or not ticker.strip()):
-        raise DataValidationError(
-            f"{source}: ticker argument {ticker!r} is blank; expected a symbol such as 'AAPL'"
-        )
-    if not file.exists():
-        raise DataValidationError(
-            f"{source}: file not found; expected a CSV of daily bars with columns "
-            "Date, Open, High, Low, Close, Volume"
-        )
-    if file.is_dir():
-        raise DataValidationError(f"{source}: is a directory; expected a CSV file")
-    try:
-        raw = pd.read_csv(file, skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DataValidationError(
-            f"{source}: file is empty; expected a header line with Date, Open, High, Low, "
-            "Close, Volume and one row per day"
-        ) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise DataValidationError(
-            f"{source}: cannot be read as CSV ({type(exc).__name__}: {exc}); "
-            "expected a comma-separated text file with a header line"
-        ) from exc
-
-    mapping, ticker_col = _match_columns(list(raw.columns), source)
-    if raw.empty:
-        raise DataValidationError(
-            f"{source}: no data rows; expected one row per day, {_MIN_ROWS_WHY}"
-        )
-    raw.index = pd.RangeIndex(2, len(raw) + 2, name="line")  # line 1 is the header
-
-    frame = pd.DataFrame({c: raw[mapping[c]] for c in NUMERIC_COLUMNS}, index=raw.index)
-    frame.insert(0, "Date", _parse_dates(raw[mapping["Date"]], source))
-
-    if ticker_col is not None:
-        frame.insert(1, "Ticker", _parse_tickers(raw[ticker_col], source))
-        if ticker is not None:
-            keep = frame["Ticker"] == ticker.strip()
-            if not keep.any():
-                found = ", ".join(repr(t) for t in sorted(frame["Ticker"].unique())[:10])
-                raise DataValidationError(
-                    f"{source}: column 'Ticker' has no rows for ticker {ticker.strip()!r}; "
-                    f"found {found}"
-                )
-            frame = frame[keep]
-    else:
-        name = ticker.strip() if ticker is not None else file.stem.strip().upper()
-        if not name:
-            raise DataValidationError(
-                f"{source}: cannot name the ticker; expected a Ticker column, a ticker "
-                "argument or a file name such as 'AAPL.csv'"
-            )
-        frame.insert(1, "Ticker", name)
-
-    if end is not None:
-        frame = frame[frame["Date"] <= end]
-        if frame.empty:
-            raise DataValidationError(
-                f"{source}: no rows dated on or before end_date {end.date()}; expected "
-                f"at least {MIN_ROWS_PER_TICKER} rows per ticker up to end_date"
-            )
-
-    frame = frame.sort_values(["Ticker", "Date"], kind="mergesort")
-    if end is not None:
-        source = f"{source} (rows dated on or before end_date {end.date()})"
-    validate_ohlcv(frame, source=source)
-
-    # Volumes are stored as int64: a value that does not fit would wrap to a negative number.
-    volume = pd.to_numeric(frame["Volume"]).to_numpy(dtype=np.float64)
-    too_big = np.rint(volume) >= _INT64_LIMIT
-    if too_big.any():
-        where = _where(frame, too_big)
-        raise DataValidationError(
-            f"{source}: column 'Volume' has {int(too_big.sum())} value(s) too large to store, "
-            f"e.g. {volume[np.argmax(too_big)]:g} at {where}; expected a volume below 9.2e18"
-        )
-    frame = frame.reset_index(drop=True)
-    for col in PRICE_COLUMNS:
-        frame[col] = pd.to_numeric(frame[col]).astype(np.float64)
-    # Validated finite and non-negative; fractional volumes (e.g. crypto) are rounded.
-    volume = pd.to_numeric(frame["Volume"]).to_numpy(dtype=np.float64)
-    frame["Volume"] = np.rint(volume).astype(np.int64)
-    frame["Ticker"] = frame["Ticker"].astype(object)
-    return frame[OHLCV_COLUMNS]
-
-
-# --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
 
 
-def _where(df: pd.DataFrame, mask: np.ndarray) -> str:
-    """Describe the first row where ``mask`` holds: its index label, ticker and date."""
+def _where(df: pd.DataFrame, mask: np.ndarray, quote: bool = True) -> str:
+    """Describe the first row where ``mask`` holds: its index label, ticker and date.
+
+    ``quote=False`` gives the label only (e.g. "line 12"): no value read from a file.
+    """
     i = int(np.argmax(mask))
     label = df.index[i]
     word = df.index.name or "row"
     parts = []
+    if not quote:
+        return f"{word} {label}"
     if "Ticker" in df.columns:
         parts.append(f"ticker {df['Ticker'].iloc[i]!r}")
     if "Date" in df.columns:
@@ -423,23 +242,31 @@ def duplicate_bars(df: pd.DataFrame) -> np.ndarray:
     return pd.DataFrame({"t": codes, "d": dates}).duplicated().to_numpy()
 
 
-def check_unique_bars(df: pd.DataFrame, source: str = "stock data") -> None:
+def check_unique_bars(df: pd.DataFrame, source: str = "stock data", quote: bool = True) -> None:
     """Raise ``DataValidationError`` naming the first repeated (Ticker, Date) bar, if any."""
     bad = duplicate_bars(df)
     if bad.any():
         raise DataValidationError(
             f"{source}: duplicate date(s) for a ticker: {int(bad.sum())} repeated row(s), "
-            f"first at {_where(df, bad)}; expected one row per ticker per date (daily bars)"
+            f"first at {_where(df, bad, quote)}; expected one row per ticker per date (daily bars)"
         )
 
 
-def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
+def validate_ohlcv(df: pd.DataFrame, source: str = "stock data", quote: bool = True) -> None:
     """Raise ``DataValidationError`` unless ``df`` holds usable daily bars.
 
     Checks (vectorised): the OHLCV columns exist; prices and volume are numeric, present
     and finite; prices > 0; volume >= 0; High >= Low; one row per (Ticker, Date); at least
-    ``MIN_ROWS_PER_TICKER`` rows per ticker.
+    ``MIN_ROWS_PER_TICKER`` rows per ticker. ``quote=False`` (a file's rows) names rows by
+    their index label and never shows a value, ticker or date read from the rows.
     """
+
+    def at(mask: np.ndarray) -> str:
+        return _where(df, mask, quote)
+
+    def eg(value: object) -> str:
+        return f", e.g. {value}," if quote else ""
+
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(f"{source}: got {type(df).__name__}; expected a DataFrame")
     missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
@@ -460,10 +287,10 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
             if pd.api.types.is_bool_dtype(series):
                 bad = np.ones(len(series), dtype=bool)
             if bad.any():
-                example = series.iloc[int(np.argmax(bad))]
+                example = repr(series.iloc[int(np.argmax(bad))])
                 raise DataValidationError(
-                    f"{source}: column {col!r} has {int(bad.sum())} non-numeric value(s), "
-                    f"e.g. {example!r} at {_where(df, bad)}; expected numbers"
+                    f"{source}: column {col!r} has {int(bad.sum())} non-numeric value(s)"
+                    f"{eg(example)} first at {at(bad)}; expected numbers"
                 )
             series = coerced
         values[col] = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -474,29 +301,30 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
             kind = "missing (NaN)" if np.isnan(values[col][np.argmax(bad)]) else "infinite"
             raise DataValidationError(
                 f"{source}: column {col!r} has {int(bad.sum())} missing or infinite value(s), "
-                f"first {kind} at {_where(df, bad)}; expected a number on every row"
+                f"first {kind} at {at(bad)}; expected a number on every row"
             )
     for col in PRICE_COLUMNS:
         bad = values[col] <= 0
         if bad.any():
-            example = values[col][np.argmax(bad)]
+            example = f"{values[col][np.argmax(bad)]:g}"
             raise DataValidationError(
-                f"{source}: column {col!r} has {int(bad.sum())} zero or negative price(s), "
-                f"e.g. {example:g} at {_where(df, bad)}; expected positive prices (> 0)"
+                f"{source}: column {col!r} has {int(bad.sum())} zero or negative price(s)"
+                f"{eg(example)} first at {at(bad)}; expected positive prices (> 0)"
             )
     bad = values["Volume"] < 0
     if bad.any():
+        example = f"{values['Volume'][np.argmax(bad)]:g}"
         raise DataValidationError(
-            f"{source}: column 'Volume' has {int(bad.sum())} negative value(s), e.g. "
-            f"{values['Volume'][np.argmax(bad)]:g} at {_where(df, bad)}; expected volume >= 0"
+            f"{source}: column 'Volume' has {int(bad.sum())} negative value(s){eg(example)} "
+            f"first at {at(bad)}; expected volume >= 0"
         )
     bad = values["High"] < values["Low"]
     if bad.any():
         i = int(np.argmax(bad))
+        pair = f" with High={values['High'][i]:g} < Low={values['Low'][i]:g}" if quote else ""
         raise DataValidationError(
             f"{source}: columns 'High'/'Low': High < Low on {int(bad.sum())} row(s), first at "
-            f"{_where(df, bad)} with High={values['High'][i]:g} < Low={values['Low'][i]:g}; "
-            "expected High >= Low"
+            f"{at(bad)}{pair}; expected High >= Low"
         )
 
     if not pd.api.types.is_datetime64_any_dtype(df["Date"]):
@@ -507,7 +335,7 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
     if bad.any():
         raise DataValidationError(
             f"{source}: column 'Date' has {int(bad.sum())} missing value(s), first at "
-            f"{_where(df, bad)}; expected a date on every row"
+            f"{at(bad)}; expected a date on every row"
         )
     codes, symbols = pd.factorize(df["Ticker"], use_na_sentinel=True)
     blank_codes = [i for i, t in enumerate(symbols) if not str(t).strip()]
@@ -515,16 +343,21 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data") -> None:
     if bad.any():
         raise DataValidationError(
             f"{source}: column 'Ticker' is blank on {int(bad.sum())} row(s), first at "
-            f"{_where(df, bad)}; expected a symbol on every row"
+            f"{at(bad)}; expected a symbol on every row"
         )
 
-    check_unique_bars(df, source)
+    check_unique_bars(df, source, quote)
 
     counts = np.bincount(codes, minlength=len(symbols))
     short = np.flatnonzero(counts < MIN_ROWS_PER_TICKER)
     if short.size:
-        order = sorted(short, key=lambda i: str(symbols[i]))
-        shown = ", ".join(f"{symbols[i]!r} has {counts[i]}" for i in order[:5])
+        if quote:
+            order = sorted(short, key=lambda i: str(symbols[i]))[:5]
+            names = [repr(symbols[i]) for i in order]
+        else:  # in the order of the rows, each named by its first row
+            order = list(short[:5])
+            names = [f"the ticker at {at(codes == i)}" for i in order]
+        shown = ", ".join(f"{name} has {counts[i]}" for name, i in zip(names, order, strict=True))
         more = f" (and {len(short) - 5} more)" if len(short) > 5 else ""
         raise DataValidationError(
             f"{source}: too few rows for ticker(s): {shown} row(s){more}; {_MIN_ROWS_WHY}"

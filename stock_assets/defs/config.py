@@ -18,6 +18,9 @@ from dagster import Config, Failure
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stock_assets.core.data import (
+    EARLIEST_END_DATE,
+    LATEST_END_DATE,
+    MAX_DAYS,
     MIN_ROWS_PER_TICKER,
     check_days,
     check_end_date,
@@ -70,8 +73,8 @@ class StockDataConfig(Config):
     days: int = Field(
         default=500,
         description=(
-            f"Business days of synthetic data per ticker (at least {MIN_ROWS_PER_TICKER}: "
-            "50 for SMA_50 plus rows to train and test on). Ignored for a CSV."
+            f"Business days of synthetic data per ticker, {MIN_ROWS_PER_TICKER} (50 for SMA_50 "
+            f"plus rows to train and test on) to {MAX_DAYS}. Ignored for a CSV."
         ),
     )
     seed: int = Field(default=42, description="Random seed of the synthetic series.")
@@ -88,7 +91,10 @@ class StockDataConfig(Config):
     )
     end_date: str | None = Field(
         default=None,
-        description="As-of date YYYY-MM-DD ending the window; unset: the days from 2023-01-01.",
+        description=(
+            f"As-of date YYYY-MM-DD ending the window, from {EARLIEST_END_DATE} to "
+            f"{LATEST_END_DATE}; unset: the days from 2023-01-01."
+        ),
     )
 
     @field_validator("csv_path", "end_date", mode="before")

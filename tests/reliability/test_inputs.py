@@ -1,4 +1,4 @@
-"""Defects 2, 8, 9, 10: hostile or odd files, a fresh store, a missing store; real CLI processes."""
+"""Hostile or odd files, a fresh store, a missing store; real CLI processes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ import pytest
 from stock_assets.core.data import generate_gbm
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
-from tests.reliability.helpers import BIN, DEPLOY_ALWAYS, FAST_MODEL, Sandbox, finish
+from tests.reliability.helpers import (
+    BIN,
+    DEPLOY_ALWAYS,
+    FAST_MODEL,
+    Sandbox,
+    finish,
+    kill_group,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +63,17 @@ def test_stray_files_and_pickles_in_the_data_directory_change_nothing(tmp_path: 
     assert again.equals(features)
 
 
-def _csv(path: Path, sep: str = ",", decimal: str = ".", huge_volume_at: int | None = None) -> Path:
+def _csv(
+    path: Path,
+    sep: str = ",",
+    decimal: str = ".",
+    huge_volume_at: int | None = None,
+    date_format: str | None = None,
+) -> Path:
     bars = generate_gbm(days=80, seed=3).drop(columns="Ticker")
     bars["Volume"] = bars["Volume"].astype("float64")
+    if date_format is not None:
+        bars["Date"] = bars["Date"].dt.strftime(date_format)
     if huge_volume_at is not None:
         bars.loc[huge_volume_at, "Volume"] = 1e19
     bars.to_csv(path, index=False, sep=sep, decimal=decimal)
@@ -70,6 +85,7 @@ def test_bad_csvs_fail_with_file_line_and_column(tmp_path: Path) -> None:
     cases = {
         "huge.csv": (_csv(tmp_path / "huge.csv", huge_volume_at=10), "line 12"),
         "semi.csv": (_csv(tmp_path / "semi.csv", sep=";", decimal=","), "looks like ';'"),
+        "dayfirst.csv": (_csv(tmp_path / "dayfirst.csv", date_format="%d/%m/%Y"), "line 2"),
     }
     for name, (path, expected) in cases.items():
         log = sandbox.root / f"{name}.log"
@@ -81,6 +97,25 @@ def test_bad_csvs_fail_with_file_line_and_column(tmp_path: Path) -> None:
         assert expected in text and str(path) in text, text[-3000:]
         if name == "huge.csv":
             assert "'Volume'" in text and "too large" in text
+        if name == "dayfirst.csv":
+            assert "'Date'" in text and "year last" in text
+    assert not latest_path(sandbox.data, "stock_data").exists()  # nothing stored
+
+
+def test_a_fifo_as_csv_path_fails_the_cli_promptly(tmp_path: Path) -> None:
+    """Nobody ever writes to the FIFO: the step must refuse it, not wait for a writer."""
+    sandbox = Sandbox(tmp_path)
+    fifo = tmp_path / "bars.csv"
+    os.mkfifo(fifo)
+    log = sandbox.root / "fifo.log"
+    process = sandbox.materialize({"stock_data": {"csv_path": str(fifo)}}, "stock_data", log)
+    try:
+        status = finish(process, timeout=120)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        raise AssertionError("dagster asset materialize blocked on a FIFO") from None
+    text = log.read_text()
+    assert status != 0 and str(fifo) in text and "FIFO (named pipe), not a regular file" in text
     assert not latest_path(sandbox.data, "stock_data").exists()  # nothing stored
 
 

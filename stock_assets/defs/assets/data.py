@@ -3,7 +3,8 @@
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, Output, asset
 
-from stock_assets.core.data import DataValidationError, generate_gbm, load_ohlcv_csv
+from stock_assets.core.csv_input import load_ohlcv_csv
+from stock_assets.core.data import DataValidationError, generate_gbm
 from stock_assets.defs.config import StockDataConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import table_lineage
@@ -20,7 +21,11 @@ from stock_assets.defs.resources import MlflowTracking
 def stock_data(
     context: AssetExecutionContext, config: StockDataConfig, mlflow: MlflowTracking
 ) -> Output[pd.DataFrame]:
-    """Generate or load the bars, validated before anything is stored."""
+    """Generate or load the bars, validated before anything is stored.
+
+    A bad file fails the step with one line (file, line, column, what was expected; never the
+    file's content), with no chained cause and no retry: the same input would fail the same way.
+    """
     csv_path, end_date = config.csv_path, config.end_date
     try:
         if csv_path is not None:
@@ -30,7 +35,7 @@ def stock_data(
                 days=config.days, seed=config.seed, tickers=config.tickers, end_date=end_date
             )
     except DataValidationError as error:
-        raise Failure(description=str(error)) from error
+        raise Failure(description=str(error), allow_retries=False) from None
 
     source = f"csv:{csv_path}" if csv_path is not None else "synthetic_gbm"
     mlflow.log_params(
