@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from stock_assets.core.decision import decide
+from stock_assets.core.decision import ModelRecord, RecordMismatch, as_recorded, decide
 from stock_assets.core.values import Champion, DateWindow, TrainedModel
 
 WINDOW = DateWindow(dt.date(2024, 1, 1), dt.date(2024, 3, 29))
@@ -95,3 +95,51 @@ def test_the_decision_carries_what_promotion_needs() -> None:
         0.51,
         0.5,
     )
+
+
+# as_recorded: the figures judged are the MLflow record's; a stored value that disagrees is refused
+
+RECORD = ModelRecord(
+    version="7",
+    run_id="run",
+    metrics={"accuracy": 0.4812345678, "baseline_accuracy": 0.51, "champion_accuracy": 0.7},
+    params={"model_type": "logistic", "test_window": str(WINDOW), "train_window": str(WINDOW)},
+    feature_columns=["SMA_5"],
+)
+
+
+def test_the_record_agrees_with_an_honest_value_and_its_figures_are_judged() -> None:
+    honest = trained(round(0.4812345678, 6))
+    checked = as_recorded(honest, RECORD, "stored model value /d/runs/r/model")
+    assert checked.metrics == {"accuracy": 0.481235, "baseline_accuracy": 0.51}
+    assert decide(checked, 0.45, Champion()).deploy is True
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        ({"metrics": {"accuracy": 0.99, "baseline_accuracy": 0.51}}, "metrics.accuracy"),
+        ({"metrics": {"accuracy": 0.481235}}, "metrics.baseline_accuracy"),
+        ({"metrics": {"accuracy": 0.481235, "baseline_accuracy": 0.51, "f1": 1.0}}, "metrics.f1"),
+        ({"mlflow_run_id": "other"}, "mlflow_run_id"),
+        ({"model_type": "random_forest"}, "model_type"),
+        ({"test_window": DateWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 2))}, "test_window"),
+        ({"feature_columns": ("RSI",)}, "feature_columns"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_stored_value_that_disagrees_with_the_record_is_refused(edit: dict, field: str) -> None:
+    import dataclasses
+
+    edited = dataclasses.replace(trained(0.481235), **edit)
+    with pytest.raises(RecordMismatch) as raised:
+        as_recorded(edited, RECORD, "stored model value /d/runs/r/model")
+    message = str(raised.value)
+    assert message.startswith(f"stored model value /d/runs/r/model: field '{field}' is ")
+    assert "\n" not in message and "version 7 (run run)" in message
+
+
+def test_a_record_without_the_judged_metric_is_refused() -> None:
+    record = ModelRecord("7", "run", {"baseline_accuracy": 0.51}, {})
+    with pytest.raises(RecordMismatch, match="logged no metric 'accuracy'"):
+        as_recorded(trained(0.6), record, "stored model value x")

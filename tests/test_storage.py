@@ -114,3 +114,30 @@ def test_io_manager_path_protocol_is_the_upath_io_managers(tmp_path: Path) -> No
     manager = AssetFileIOManager(base_dir=str(tmp_path))
     manager.dump_to_path(None, MODEL, tmp_path / "artifact")
     assert manager.load_from_path(None, tmp_path / "artifact") == MODEL
+
+
+@pytest.mark.parametrize("spelling", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_non_finite_numbers_are_refused_when_read_naming_file_and_field(
+    tmp_path: Path, spelling: str
+) -> None:
+    """Python's json reads Infinity, NaN and 1e999 (as inf); an edited value must not pass."""
+    path = write_value(tmp_path / "model", MODEL)
+    path.write_text(path.read_text().replace('"accuracy": 0.52', f'"accuracy": {spelling}'))
+    with pytest.raises(StorageError) as raised:
+        read_value(path)
+    assert str(raised.value) == (
+        f"stored value {path}: field 'metrics.accuracy' is {spelling}; "
+        "stored numbers must be finite"
+    )
+    (tmp_path / "plain").write_text(f'{{"folds": [{{"auc": 0.5}}, {{"auc": {spelling}}}]}}')
+    with pytest.raises(StorageError, match=r"field 'folds\[1\]\.auc' is"):
+        read_value(tmp_path / "plain")
+
+
+def test_a_non_finite_typed_value_is_not_written(tmp_path: Path) -> None:
+    import dataclasses
+
+    bad = dataclasses.replace(MODEL, metrics={"accuracy": float("inf")})
+    with pytest.raises(StorageError, match="non-finite"):
+        write_value(tmp_path / "model", bad)
+    assert list(tmp_path.iterdir()) == []

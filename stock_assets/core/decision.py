@@ -1,11 +1,107 @@
 """The deploy rule: the measured test accuracy against a threshold, then against production.
 
 Pure: the production model's score comes in as a :class:`Champion`, computed by the caller.
+The figures judged are the record's, not the stored value's: :func:`as_recorded` checks a
+stored :class:`TrainedModel` against what MLflow logged for its registered version
+(:class:`ModelRecord`) and refuses, naming the field, a value that disagrees.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core.lineage import frame_digest
+from stock_assets.core.training import DATE_COLUMN, TICKER_COLUMN
 from stock_assets.core.values import METRIC_DIGITS, Champion, Decision, TrainedModel
+
+#: The metrics the deploy rule reads: the record must have logged both.
+JUDGED_METRICS = ("accuracy", "baseline_accuracy")
+
+
+class RecordMismatch(ValueError):
+    """A stored value that disagrees with the MLflow record (edited, damaged or stale)."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What MLflow recorded for one registered version: its run's metrics and parameters."""
+
+    version: str
+    run_id: str  # the run the registry version was created from
+    metrics: Mapping[str, float]  # the run's logged metrics, as logged (not rounded)
+    params: Mapping[str, str]
+    feature_columns: Sequence[str] | None = None  # the logged model's signature, if known
+    test_digest: str | None = None  # content digest of the test rows (run tag test_digest)
+
+
+def as_recorded(model: TrainedModel, record: ModelRecord, where: str) -> TrainedModel:
+    """``model`` with the record's metrics, if every field the rule reads agrees with it.
+
+    ``where`` names the stored value (its file) in the one-line :class:`RecordMismatch`.
+    """
+
+    def refuse(field: str, stored: object, recorded: object) -> RecordMismatch:
+        return RecordMismatch(
+            f"{where}: field {field!r} is {stored!r} but MLflow recorded {recorded!r} for "
+            f"version {record.version} (run {record.run_id}); the stored value was edited "
+            "or damaged, so nothing is deployed from it (materialise model again)"
+        )
+
+    if model.mlflow_run_id != record.run_id:
+        raise refuse("mlflow_run_id", model.mlflow_run_id, record.run_id)
+    for name in JUDGED_METRICS:
+        if name not in record.metrics:
+            raise RecordMismatch(
+                f"{where}: MLflow run {record.run_id} of version {record.version} logged no "
+                f"metric {name!r}; the deploy decision needs it"
+            )
+    metrics = {}
+    for name, stored in {**dict.fromkeys(JUDGED_METRICS), **model.metrics}.items():
+        recorded = record.metrics.get(name)
+        if recorded is None:
+            raise refuse(f"metrics.{name}", stored, None)
+        metrics[name] = round(float(recorded), METRIC_DIGITS)
+        if stored is None or float(stored) != metrics[name]:
+            raise refuse(f"metrics.{name}", stored, metrics[name])
+    for field, stored in (
+        ("model_type", model.model_type),
+        ("test_window", str(model.test_window)),
+        ("train_window", str(model.train_window)),
+    ):
+        if field in record.params and record.params[field] != stored:
+            raise refuse(field, stored, record.params[field])
+    if record.feature_columns is not None and tuple(model.feature_columns) != tuple(
+        record.feature_columns
+    ):
+        raise refuse("feature_columns", list(model.feature_columns), list(record.feature_columns))
+    return dataclasses.replace(model, metrics=metrics)
+
+
+def check_test_rows(test_rows: pd.DataFrame, record: ModelRecord, where: str) -> None:
+    """Refuse test rows that are not the ones the record's model was tested on.
+
+    The rows are put in the training split's order (date, then ticker) and digested as the
+    ``model`` run digested its test window; production is scored on them, so rows that differ
+    (an edited or newer ``features`` table) would make the comparison meaningless.
+    """
+    if record.test_digest is None:
+        return
+    keys = [test_rows[DATE_COLUMN].to_numpy()]
+    if TICKER_COLUMN in test_rows.columns:
+        keys.insert(0, pd.factorize(test_rows[TICKER_COLUMN].to_numpy(), sort=True)[0])
+    digest = frame_digest(test_rows.take(np.lexsort(keys)))
+    if digest != record.test_digest:
+        raise RecordMismatch(
+            f"{where}: its {len(test_rows)} labelled rows in the model's test window have digest "
+            f"{digest}, but version {record.version} was tested on rows with digest "
+            f"{record.test_digest} (MLflow run {record.run_id}); production is scored on "
+            "these rows, so nothing is decided on other ones (materialise features* again)"
+        )
 
 
 def check_accuracy_threshold(threshold: float) -> float:

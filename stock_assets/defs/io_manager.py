@@ -15,25 +15,52 @@ Dagster's own ``fs_io_manager`` does; they have no pointer, nothing outside the 
 
 ``dump_to_path`` / ``load_from_path`` have the names and signatures of ``dagster.UPathIOManager``:
 the KFP runtime calls them with its artifact paths, so both backends store values the same way.
+
+The files are a cache of what MLflow and the registry record, and are read as untrusted: a
+pointer entry's ``path`` is relative to the base directory and must be the file of its run
+(``runs/<run id>/<asset key>``), ``written_at`` a number; no file is read or written through a
+symlink that leads out of the base directory; a damaged pointer or value fails the step with
+one line naming the file and the field. Outside a run (``Definitions.load_asset_value``, e.g.
+in a notebook) an asset reads its latest committed value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext
-from pydantic import Field
+from dagster import (
+    ConfigurableIOManager,
+    DagsterInvariantViolationError,
+    Failure,
+    InputContext,
+    OutputContext,
+)
+from pydantic import Field, ValidationError
 
-from stock_assets.defs.storage import read_value, write_value
+from stock_assets.defs.storage import (
+    StorageError,
+    loads_finite,
+    read_error_line,
+    read_value,
+    write_value,
+)
 from stock_assets.paths import data_dir
 
 #: How many earlier commits each pointer remembers (for runs that started before them).
 POINTER_HISTORY = 20
+#: A run id as it may appear in a path: one plain component (Dagster's are UUIDs).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class PointerError(ValueError):
+    """A pointer entry that is not one the IO manager wrote."""
 
 
 class AssetFileIOManager(ConfigurableIOManager):
@@ -70,61 +97,158 @@ class AssetFileIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if not context.has_asset_key:
-            path = self.op_output_path(context)
+            path = self.confined(self.op_output_path(context))
             self.dump_to_path(context, obj, path)
             context.add_output_metadata({"path": str(path)})
             return
         if obj is None:
             return
-        path = self.path_for(context, context.run_id)
+        path = self.confined(self.path_for(context, context.run_id))
         self.dump_to_path(context, obj, path)
         self._commit(context, path)
         context.add_output_metadata({"path": str(path)})
 
     def load_input(self, context: InputContext) -> Any:
         if not context.has_asset_key:
-            return self.load_from_path(context, self.op_output_path(context.upstream_output))
-        run_id = context.step_context.run_id
+            return self._read(context, self.op_output_path(context.upstream_output))
+        try:
+            run_id = context.step_context.run_id
+        except DagsterInvariantViolationError:  # outside a run: Definitions.load_asset_value
+            return self._load_latest(context)
         own = self.path_for(context, run_id)
-        if own.is_file():
-            context.add_input_metadata({"path": str(own)})
-            return self.load_from_path(context, own)
+        if own.is_file() or own.is_symlink():
+            context.add_input_metadata({"path": str(own), "run_id": run_id})
+            return self._read(context, own)
         started = _run_start(context, run_id)
         for entry in self._entries(context):
-            if entry["written_at"] < started and Path(entry["path"]).is_file():
+            path = self.root / entry["path"]
+            if entry["written_at"] < started and (path.is_file() or path.is_symlink()):
                 context.log.info(
                     f"{context.asset_key.to_user_string()}: not produced by this run; reading "
                     f"the value of run {entry['run_id']}, the latest when this run started"
                 )
-                context.add_input_metadata({"path": entry["path"]})
-                return self.load_from_path(context, Path(entry["path"]))
+                context.add_input_metadata({"path": str(path), "run_id": entry["run_id"]})
+                return self._read(context, path)
         raise FileNotFoundError(
             f"asset {context.asset_key.to_user_string()!r} has no value written by this run or "
             f"before it started (pointer {self.pointer_for(context)}); materialise it first"
         )
 
-    def _entries(self, context: OutputContext | InputContext) -> list[dict[str, Any]]:
-        pointer = self.pointer_for(context)
+    def _load_latest(self, context: InputContext) -> Any:
+        """The asset's latest committed value (no run, so no start time to bound it)."""
+        for entry in self._entries(context):
+            path = self.root / entry["path"]
+            if path.is_file() or path.is_symlink():
+                return self._read(context, path)
+        raise FileNotFoundError(
+            f"asset {context.asset_key.to_user_string()!r} has no committed value (pointer "
+            f"{self.pointer_for(context)}); materialise it first"
+        )
+
+    def confined(self, path: Path) -> Path:
+        """``path`` if it (following any symlink) stays inside the base directory; else Failure."""
+        root = self.root.resolve()
+        real = Path(path).resolve()
+        if not real.is_relative_to(root):
+            raise Failure(
+                description=(
+                    f"{path} leads to {real}, outside the data directory {root}: stored values "
+                    "and pointers are read and written only inside it (a symlink out is refused)"
+                ),
+                allow_retries=False,
+            )
+        return Path(path)
+
+    def _read(self, context: InputContext, path: Path) -> Any:
+        """The value at ``path``, confined to the base directory; a damaged one is one line."""
         try:
-            data = json.loads(pointer.read_text())
-        except (OSError, ValueError):
+            return self.load_from_path(context, self.confined(path))
+        except (StorageError, ValidationError, ValueError) as error:
+            raise Failure(description=read_error_line(path, error), allow_retries=False) from None
+
+    def _entries(
+        self, context: OutputContext | InputContext, strict: bool = True
+    ) -> list[dict[str, Any]]:
+        """The pointer's entries, newest first; ``[]`` if there is no pointer yet.
+
+        ``strict``: a pointer or entry that the IO manager did not write fails the step, naming
+        the file and the field; otherwise (when committing a new entry) it is dropped.
+        """
+        pointer = self.pointer_for(context)
+        if not (pointer.exists() or pointer.is_symlink()):
             return []
-        return [data, *data.get("previous", [])] if isinstance(data, dict) else []
+        try:
+            self.confined(pointer)
+            data = loads_finite(pointer.read_text())
+        except (Failure, OSError, ValueError, StorageError) as error:
+            if not strict:
+                return []
+            if isinstance(error, Failure):
+                raise
+            if isinstance(error, StorageError):  # a non-finite number: name its field
+                raise Failure(
+                    description=f"pointer {pointer}: {error}", allow_retries=False
+                ) from None
+            detail = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+            raise Failure(
+                description=(
+                    f"pointer {pointer} is not valid JSON ({detail}): it was edited or damaged; "
+                    f"materialising {context.asset_key.to_user_string()} again rewrites it"
+                ),
+                allow_retries=False,
+            ) from None
+        raw = [data, *(data.get("previous") or [])] if isinstance(data, dict) else [data]
+        entries = []
+        for index, item in enumerate(raw):
+            try:
+                entries.append(self._entry(context, item))
+            except PointerError as error:
+                if strict:
+                    where = "entry" if index == 0 else f"entry previous[{index - 1}]"
+                    raise Failure(
+                        description=f"pointer {pointer}: {where}: {error}", allow_retries=False
+                    ) from None
+        return entries
+
+    def _entry(self, context: OutputContext | InputContext, item: Any) -> dict[str, Any]:
+        """One pointer entry checked: a plain run id, its run's file, a finite time."""
+        if not isinstance(item, dict):
+            raise PointerError(f"is a {type(item).__name__}; expected an object")
+        run_id, path, written_at = item.get("run_id"), item.get("path"), item.get("written_at")
+        if not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and ".." not in run_id):
+            raise PointerError(f"field 'run_id' is {run_id!r}; expected a run id")
+        expected = Path("runs", run_id, *context.asset_key.path)
+        if not isinstance(path, str) or Path(path) not in (expected, self.root / expected):
+            raise PointerError(
+                f"field 'path' is {path!r}; expected {str(expected)!r}, the file of run "
+                f"{run_id} relative to the data directory {self.root}"
+            )
+        if (
+            isinstance(written_at, bool)
+            or not isinstance(written_at, (int, float))
+            or not math.isfinite(written_at)
+        ):
+            raise PointerError(
+                f"field 'written_at' is {written_at!r}; expected a number (seconds since the epoch)"
+            )
+        return {"run_id": run_id, "path": str(expected), "written_at": float(written_at)}
 
     def _commit(self, context: OutputContext, path: Path) -> None:
         """Replace the asset's pointer, atomically, with this run's file first."""
-        pointer = self.pointer_for(context)
+        pointer = self.confined(self.pointer_for(context))
         pointer.parent.mkdir(parents=True, exist_ok=True)
         lock = pointer.with_name(pointer.name + ".lock")
         import fcntl
 
         with open(lock, "a") as handle:  # two runs committing at once both stay in the history
             fcntl.flock(handle, fcntl.LOCK_EX)
-            earlier = [
-                {k: v for k, v in e.items() if k != "previous"} for e in self._entries(context)
-            ]
-            entry = {"run_id": context.run_id, "path": str(path), "written_at": time.time()}
-            entry["previous"] = earlier[: POINTER_HISTORY - 1]
+            earlier = self._entries(context, strict=False)  # a damaged pointer is replaced
+            entry = {
+                "run_id": context.run_id,
+                "path": str(path.relative_to(self.root)),
+                "written_at": time.time(),
+                "previous": earlier[: POINTER_HISTORY - 1],
+            }
             fd, tmp = tempfile.mkstemp(dir=pointer.parent, prefix=f".{pointer.name}.")
             with os.fdopen(fd, "w") as out:
                 out.write(json.dumps(entry, indent=2))
@@ -143,8 +267,13 @@ def _run_start(context: InputContext, run_id: str) -> float:
 
 def latest_path(data: Path, asset: str) -> Path:
     """The file the asset's "latest" pointer names under data directory ``data`` (for tools)."""
-    pointer = Path(data) / "assets" / "latest" / f"{asset}.json"
+    root = Path(data) / "assets"
+    pointer = root / "latest" / f"{asset}.json"
     try:
-        return Path(json.loads(pointer.read_text())["path"])
-    except (OSError, ValueError, KeyError):
-        return Path(data) / "assets" / "latest" / asset  # no value yet: a path that is absent
+        named = Path(json.loads(pointer.read_text())["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return root / "latest" / asset  # no value yet: a path that is absent
+    path = named if named.is_absolute() else root / named  # absolute: written before relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        return root / "latest" / asset  # a pointer out of the data directory names nothing
+    return path

@@ -4,7 +4,9 @@ A typed value (:data:`stock_assets.core.values.VALUE_TYPES`) is written as its f
 ``"__type__": "<class name>"`` and read back only into that closed set of classes, each field
 checked against its annotation (pydantic); other JSON-able values (a plain dict of numbers) are
 plain JSON. Anything else is refused with an error naming the type. Writes are atomic, so a
-failed step never leaves a half-written file behind.
+failed step never leaves a half-written file behind. Numbers are finite both ways: ``NaN``,
+``Infinity`` and ``1e999`` (which Python's ``json`` accepts) are refused when a value is read,
+naming the file and the field (:func:`read_error_line`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from stock_assets.core.values import VALUE_TYPES
 
@@ -48,7 +51,12 @@ def to_json(value: Any) -> str:
                 "(stock_assets.core.values)"
             )
         fields = _adapter(type(value)).dump_python(value, mode="json")
-        return json.dumps({TYPE_KEY: name, **fields}, indent=2, sort_keys=True)
+        try:
+            return json.dumps({TYPE_KEY: name, **fields}, indent=2, sort_keys=True, allow_nan=False)
+        except ValueError as error:
+            raise StorageError(
+                f"cannot store a {name} with a non-finite number ({error})"
+            ) from None
     try:
         return json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -58,9 +66,53 @@ def to_json(value: Any) -> str:
         ) from error
 
 
+class _NonFinite:
+    """A number JSON spelt that is not finite (``NaN``, ``Infinity``, ``1e999``), as read."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _finite_float(text: str) -> float | _NonFinite:
+    number = float(text)
+    return number if math.isfinite(number) else _NonFinite(text)
+
+
+def _non_finite_field(data: Any, where: str = "") -> tuple[str, str] | None:
+    """The first non-finite number in ``data``: its field (``metrics.accuracy``) and spelling."""
+    if isinstance(data, _NonFinite):
+        return where or "(the value)", data.text
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
+    for key, item in items:
+        found = _non_finite_field(
+            item,
+            f"{where}[{key}]"
+            if isinstance(key, int)
+            else (f"{where}.{key}" if where else str(key)),
+        )
+        if found:
+            return found
+    return None
+
+
+def loads_finite(text: str) -> Any:
+    """``json.loads(text)``, refusing ``NaN``, ``Infinity`` and numbers that overflow to them."""
+    data = json.loads(text, parse_constant=_NonFinite, parse_float=_finite_float)
+    found = _non_finite_field(data)
+    if found:
+        raise StorageError(f"field {found[0]!r} is {found[1]}; stored numbers must be finite")
+    return data
+
+
 def from_json(text: str) -> Any:
     """The value :func:`to_json` wrote; a typed value only into its known class."""
-    data = json.loads(text)
+    data = loads_finite(text)
     if not (isinstance(data, dict) and TYPE_KEY in data):
         return data
     fields = dict(data)
@@ -126,7 +178,10 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def read_value(path: str | os.PathLike[str]) -> Any:
-    """Read the value written by :func:`write_value` at exactly ``path``."""
+    """Read the value written by :func:`write_value` at exactly ``path``.
+
+    A JSON value with a non-finite number raises :class:`StorageError` naming the file and field.
+    """
     source = Path(os.fspath(path))
     if not source.is_file():
         raise FileNotFoundError(f"no stored asset value at {source}")
@@ -134,4 +189,22 @@ def read_value(path: str | os.PathLike[str]) -> Any:
         head = handle.read(4)
     if head == PARQUET_MAGIC:
         return read_parquet(source)
-    return from_json(source.read_text())
+    try:
+        return from_json(source.read_text())
+    except StorageError as error:
+        raise StorageError(f"stored value {source}: {error}") from None
+
+
+def read_error_line(path: str | os.PathLike[str], error: BaseException) -> str:
+    """One line for a stored value that could not be read: the file, the field, what is wrong."""
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(the value)"
+        return (
+            f"stored value {path}: field {field!r}: {first['msg']} "
+            f"(got {str(first.get('input'))[:80]!r}); it was edited or damaged"
+        )
+    text = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+    if isinstance(error, StorageError) and text.startswith("stored value "):
+        return text
+    return f"stored value {path}: {error.__class__.__name__}: {text[:300]}"

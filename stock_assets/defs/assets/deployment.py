@@ -1,18 +1,36 @@
-"""The deploy gate (threshold, then champion/challenger) and the promotion it guards."""
+"""The deploy gate (threshold, then champion/challenger) and the promotion it guards.
+
+Both steps rest on the record, not on the files under the data directory (a cache anyone
+can edit). ``deploy_decision`` judges the metrics MLflow logged for the model's registered
+version and refuses a stored ``model`` value that disagrees with them
+(:func:`stock_assets.core.decision.as_recorded`); ``deployed_model`` promotes only a version
+that the MLflow run which made the decision tagged ``deploy_decision=approved``.
+"""
 
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, DagsterEventType, Failure, Output, asset
+from mlflow.exceptions import MlflowException
 
-from stock_assets.core.decision import decide
+from stock_assets.core.decision import (
+    ModelRecord,
+    RecordMismatch,
+    as_recorded,
+    check_test_rows,
+    decide,
+)
 from stock_assets.core.training import labelled_rows_in
 from stock_assets.core.values import Decision, Promotion, TrainedModel
 from stock_assets.defs.config import DeployDecisionConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.metadata import decision_metadata
-from stock_assets.defs.resources import MlflowTracking
+from stock_assets.defs.resources import DAGSTER_RUN_TAG, MlflowTracking
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
+
+#: MLflow errors that mean "no such version / run", not "the store is down".
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 @asset(
@@ -30,8 +48,17 @@ def deploy_decision(
     features: pd.DataFrame,
     mlflow: MlflowTracking,
 ) -> Output[Decision]:
-    """Judge the model on measured figures, never on a placeholder accuracy."""
-    test_rows = labelled_rows_in(features, model.test_window)
+    """Judge the model on the figures MLflow logged for it, never on a stored or edited one."""
+    where = f"stored model value {_loaded_input(context, 'model').get('path') or '(artifact)'}"
+    rows_from = f"stored features value {_loaded_input(context, 'features').get('path') or ''}"
+    try:
+        record = model_record(mlflow, model, where)
+        model = as_recorded(model, record, where)
+        test_rows = labelled_rows_in(features, model.test_window)
+        check_test_rows(test_rows, record, rows_from.rstrip())
+    except RecordMismatch as error:
+        mlflow.set_tags({"deploy_decision": "refused", "deploy_reason": str(error)[:5000]})
+        raise Failure(description=str(error), allow_retries=False) from None
     champion = mlflow.score_production(test_rows, model.feature_columns, model.registered_version)
     decision = decide(model, config.accuracy_threshold, champion, config.challenge_production)
     if decision.passes_threshold:
@@ -74,6 +101,7 @@ def deployed_model(
     if not deploy_decision.deploy:
         context.log.info(f"Skipped: {deploy_decision.reason}; production is unchanged.")
         return
+    require_approval(context, mlflow, deploy_decision)
     promoted = mlflow.promote(deploy_decision.registered_version)
     # Read back: a promotion by hand (stock-registry) or by another run may have raced this one,
     # and the run reports where production really is, not where it meant to put it.
@@ -94,3 +122,109 @@ def deployed_model(
             "model_uri": promoted.model_uri,
         },
     )
+
+
+def model_record(mlflow: MlflowTracking, model: TrainedModel, where: str) -> ModelRecord:
+    """What MLflow recorded for ``model.registered_version``: run, metrics, params, features."""
+    client = mlflow.client
+    version = model.registered_version
+    with mlflow.reporting_errors():
+        try:
+            if not version.isdigit():
+                raise RecordMismatch(f"{where}: field 'registered_version' is {version!r}")
+            registered = client.get_model_version(REGISTERED_MODEL_NAME, version)
+            run = client.get_run(registered.run_id) if registered.run_id else None
+        except MlflowException as error:
+            if error.error_code not in MISSING:
+                raise
+            run = None
+        if run is None:
+            raise RecordMismatch(
+                f"{where}: field 'registered_version' is {version!r}, which the registry of "
+                f"{mlflow.tracking_uri} does not have with its run; nothing is deployed from it"
+            )
+        columns = None
+        if model.mlflow_run_id == run.info.run_id:  # else as_recorded names mlflow_run_id
+            if registered.source != model.serving_model_uri:
+                raise RecordMismatch(
+                    f"{where}: field 'serving_model_uri' is {model.serving_model_uri!r} but "
+                    f"version {version} serves {registered.source!r}"
+                )
+            columns = _logged_inputs(mlflow, model, where)
+        return ModelRecord(
+            version,
+            run.info.run_id,
+            run.data.metrics,
+            run.data.params,
+            feature_columns=columns,
+            test_digest=run.data.tags.get("test_digest"),
+        )
+
+
+def _logged_inputs(mlflow: MlflowTracking, model: TrainedModel, where: str) -> list[str] | None:
+    """The input columns of the sklearn model the run logged (its signature), if it has one."""
+    from mlflow.models import get_model_info
+
+    uri = model.model_uri
+    try:
+        if uri.startswith("models:/m-"):
+            logged = mlflow.client.get_logged_model(uri.removeprefix("models:/"))
+            if logged.source_run_id != model.mlflow_run_id:
+                raise RecordMismatch(
+                    f"{where}: field 'model_uri' is {uri!r}, a model of run "
+                    f"{logged.source_run_id}, not of run {model.mlflow_run_id}"
+                )
+        signature = get_model_info(uri).signature
+    except MlflowException as error:
+        if error.error_code not in MISSING:
+            raise
+        message = str(error.message).splitlines()[0][:200]
+        raise RecordMismatch(f"{where}: field 'model_uri' is {uri!r}: {message}") from None
+    return signature.inputs.input_names() if signature is not None else None
+
+
+def require_approval(
+    context: AssetExecutionContext, mlflow: MlflowTracking, decision: Decision
+) -> None:
+    """Fail unless the MLflow run that made ``decision`` approved its version (the record)."""
+    loaded = _loaded_input(context, "deploy_decision")
+    where = f"stored deploy_decision value {loaded.get('path') or '(artifact)'}"
+    producer = loaded.get("run_id")
+    with mlflow.reporting_errors():
+        if producer and producer != context.run.run_id:  # a decision of an earlier run
+            found = mlflow.client.search_runs(
+                [mlflow.experiment_id()], f"tags.{DAGSTER_RUN_TAG} = '{producer}'", max_results=1
+            )
+            tags, run_id = (found[0].data.tags, found[0].info.run_id) if found else ({}, None)
+        else:
+            tags, run_id = mlflow.client.get_run(mlflow.run_id).data.tags, mlflow.run_id
+    decided, verdict = tags.get("decided_version"), tags.get("deploy_decision")
+    problem = None
+    if decided != decision.registered_version:
+        problem = (
+            f"field 'registered_version' is {decision.registered_version!r} but MLflow run "
+            f"{run_id} decided on version {decided!r}"
+        )
+    elif verdict != "approved":
+        problem = f"field 'deploy' is true but MLflow run {run_id} recorded {verdict!r}"
+    if problem:
+        raise Failure(
+            description=f"{where}: {problem}; production is unchanged",
+            allow_retries=False,
+        )
+
+
+def _loaded_input(context: AssetExecutionContext, input_name: str) -> dict[str, Any]:
+    """The metadata the IO manager reported when this step loaded ``input_name`` (path, run)."""
+    step_key = context.get_step_execution_context().step.key
+    found: dict[str, Any] = {}
+    for entry in context.instance.all_logs(
+        context.run.run_id, of_type=DagsterEventType.LOADED_INPUT
+    ):
+        event = entry.dagster_event
+        if event is None or event.step_key != step_key:
+            continue
+        if event.event_specific_data.input_name == input_name:
+            metadata = event.event_specific_data.metadata or {}
+            found = {key: getattr(value, "value", value) for key, value in metadata.items()}
+    return found
