@@ -191,3 +191,23 @@ def test_a_bad_value_fails_its_step_with_the_message_first(dagster_dev) -> None:
     assert failure["error"]["className"] == "Failure"
     first_line = failure["error"]["message"].splitlines()[0]
     assert first_line.split("Failure: ", 1)[1].startswith("days=10 is too small"), first_line
+
+
+def test_a_failing_step_without_mlflow_fails_the_mlflow_run_from_the_ui(
+    dagster_dev, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``plan_candidates`` (no MLflow resource) fails after steps that used it succeeded, each
+    in its own process: the run's MLflow run ends FAILED, not FINISHED (issue 16, defect 1)."""
+    url, uri = dagster_dev
+    config = launchpad_defaults()
+    config["ops"]["stock_data"]["config"]["days"] = 300
+    config["ops"]["model"]["ops"]["plan_candidates"]["config"]["model_type"] = "svm"
+    run_id = _launch(url, config)
+    assert _wait(url, run_id) == "FAILURE"
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("stock-prediction").experiment_id],
+        f"tags.dagster_run_id = '{run_id}'",
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]

@@ -6,13 +6,30 @@ per candidate among them). Here the default start method is ``forkserver`` with 
 preloaded, so each step's process is forked from one that has already imported it. A run config
 can still choose anything Dagster's default executor takes (``in_process``, another
 ``start_method``, ``max_concurrent``: how many steps run at once, default the CPU count).
+
+The executor also ends the run's MLflow run when the last step is done, FAILED if any step
+failed, KILLED if the run was interrupted, else FINISHED: step processes leave it open, since
+none of them knows the outcome (:mod:`stock_assets.defs.run_record`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import Definitions, definitions, multi_or_in_process_executor
+from dagster import (
+    DagsterEvent,
+    DagsterExecutionInterruptedError,
+    Definitions,
+    Executor,
+    InitExecutorContext,
+    definitions,
+    executor,
+    multi_or_in_process_executor,
+)
+
+from stock_assets.defs import run_record
+from stock_assets.mlflow_ops.errors import STORE_ERRORS, store_error_message
 
 #: What the forkserver imports once, before forking any step's process: the project, and the
 #: libraries its steps import on first use (scikit-learn alone takes about a second per process).
@@ -37,11 +54,64 @@ def with_warm_workers(config: dict[str, Any]) -> dict[str, Any]:
     return {"multiprocess": multiprocess}
 
 
+class EndsMlflowRun(Executor):
+    """Dagster's executor, ending the run's MLflow run with the run's outcome when it is done."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self):  # noqa: ANN201 - Dagster's RetryMode
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self):  # noqa: ANN201 - Dagster's StepDependencyConfig
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[DagsterEvent]:
+        status = "FAILED"  # an error in the executor itself fails the run
+        try:
+            failed = False
+            for event in self._inner.execute(plan_context, execution_plan):
+                failed = failed or event.is_step_failure
+                yield event
+            status = "FAILED" if failed else "FINISHED"
+        except (DagsterExecutionInterruptedError, KeyboardInterrupt, GeneratorExit):
+            status = "KILLED"
+            raise
+        finally:
+            _end(plan_context, status)
+
+
+def _end(plan_context: Any, status: str) -> None:
+    instance, run_id = plan_context.instance, plan_context.run_id
+    try:
+        ended = run_record.end_mlflow_run(instance, run_id, status)
+    except STORE_ERRORS as error:  # the store is down or full: the next run's sweep closes it
+        uri = (instance.get_run_by_id(run_id) or plan_context.dagster_run).tags.get(
+            run_record.MLFLOW_URI_TAG, "?"
+        )
+        plan_context.log.error(f"{store_error_message(uri, error)} The MLflow run stays open.")
+        return
+    if ended:
+        plan_context.log.info(f"ended MLflow run {ended} {status}")
+
+
+@executor(
+    name="multi_or_in_process_ending_mlflow_run",
+    config_schema=multi_or_in_process_executor.config_schema,
+    requirements=multi_or_in_process_executor.get_requirements,
+)
+def ending_mlflow_run(init_context: InitExecutorContext) -> Executor:
+    """Dagster's default executor, ending the run's MLflow run with the run's outcome."""
+    return EndsMlflowRun(multi_or_in_process_executor.executor_creation_fn(init_context))
+
+
 @definitions
-def executor() -> Definitions:
+def executor_definitions() -> Definitions:
     """Dagster's default executor with warm workers by default (same config schema)."""
     return Definitions(
-        executor=multi_or_in_process_executor.configured(
+        executor=ending_mlflow_run.configured(
             with_warm_workers,
             name="multi_or_in_process_warm",
             config_schema=multi_or_in_process_executor.config_schema,

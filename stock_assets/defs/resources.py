@@ -7,9 +7,12 @@ registry calls. Assets take it as a typed parameter, ``mlflow: MlflowTracking``.
 Run lifecycle. Each step (each process, with the multiprocess executor) opens the resource: it
 finds the run tagged with the Dagster run id (or the KFP run id), or creates it, named
 ``<job>-<run id[:8]>`` / ``dagster-<run id[:8]>`` / ``kfp-<KFP run id>``, and makes it MLflow's
-active run. Closing the resource ends the run FAILED if any step of the Dagster run has failed,
-else FINISHED, never turning FAILED back; the next step resumes it. A run that belongs to a KFP
-run is left open for the pipeline's exit handler, which calls :meth:`end_pipeline_run`.
+active run, and names it on the Dagster run (:mod:`stock_assets.defs.run_record`). The run ends
+when the Dagster run does, with its outcome: the executor ends it after the last step (FAILED if
+any step failed); in a run whose steps all run in the orchestrator's process (``materialize()``,
+``in_process``) closing the resource does. A step in a process of its own only detaches, since it
+cannot know the outcome. A run that belongs to a KFP run is left open for the pipeline's exit
+handler, which calls :meth:`end_pipeline_run`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import contextlib
 import functools
 import getpass
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +31,6 @@ import pandas as pd
 from dagster import (
     BetaWarning,
     ConfigurableResource,
-    DagsterEventType,
     DagsterInstance,
     Definitions,
     Failure,
@@ -38,23 +39,26 @@ from dagster import (
 )
 from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus, RunTag
-from mlflow.exceptions import MlflowException
+from mlflow.entities import Run, RunStatus, RunTag
 from pydantic import Field, PrivateAttr
 
 from stock_assets.core.selection import Comparison
 from stock_assets.core.training import TrainingResult
 from stock_assets.core.values import METRIC_DIGITS, Champion, Promotion, TrainedModel
-from stock_assets.defs import liveness
-from stock_assets.mlflow_ops import registry, run_logging
+from stock_assets.defs import liveness, run_record
+from stock_assets.mlflow_ops import registry, run_logging, run_status
+from stock_assets.mlflow_ops.errors import (  # noqa: F401 - STORE_ERRORS, redact_text: re-exported
+    STORE_ERRORS,
+    bounded_http_retries,
+    redact_text,
+    unreachable,
+)
 from stock_assets.mlflow_ops.run_logging import LoggedModel
 from stock_assets.mlflow_ops.store import first_use_lock
 from stock_assets.paths import (
     LOCAL_MLFLOW_UI,
     default_artifact_location,
     default_tracking_uri,
-    environment_defaults,
-    redact_uri,
     strip_credentials,
 )
 
@@ -67,23 +71,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 DAGSTER_RUN_TAG = "dagster_run_id"
 KFP_RUN_TAG = "kfp_run_id"
-END_STATUSES = ("FINISHED", "FAILED", "KILLED")
-_CREDENTIALS_IN_URL = re.compile(r"//([^/:@\s]*):[^/@\s]*@")
-
-# Bounded retries against an HTTP tracking server, so a server that is down fails the run in
-# seconds rather than after MLflow's default back-off of several minutes. MLflow reads these
-# only from the environment; they are set while the resource is open (unless the user set them)
-# and removed afterwards.
-HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
-
-
-def bounded_http_retries() -> contextlib.AbstractContextManager[None]:
-    """:data:`HTTP_LIMITS` in the environment for the duration; the user's own values win."""
-    return environment_defaults(HTTP_LIMITS)
+END_STATUSES = run_status.END_STATUSES
 
 
 def _store_call(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -266,6 +254,9 @@ class MlflowTracking(ConfigurableResource):
             run_id, created = self._tagged_run(experiment_id, key, value, name, tags)
         if self.owns_run and context.instance is not None:
             tags.update(orchestrator_tags(context.instance, context.run.run_id))
+            run_record.tag_dagster_run(
+                context.instance, context.run.run_id, run_id, self.tracking_uri
+            )
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         if self.owns_run and context.instance is not None:
             for closed, status in self.sweep_orphans(context.instance, experiment_id, run_id):
@@ -303,24 +294,23 @@ class MlflowTracking(ConfigurableResource):
     def _end_step(self, context: InitResourceContext) -> None:
         if mlflow.active_run() is None:
             return
-        if not self.owns_run:
-            # The KFP run's MLflow run stays open for its exit handler; only detach this
-            # process (end_run also drops MLFLOW_RUN_ID from the environment: keep it).
+        instance, dagster_run_id = context.instance, context.run.run_id
+        in_orchestrator = instance is not None and liveness.orchestrator_pid(
+            instance, dagster_run_id
+        ) in (None, os.getpid())
+        if not self.owns_run or not in_orchestrator:
+            # A KFP run's MLflow run stays open for its exit handler, a multiprocess run's for
+            # its executor; only detach this process (end_run also drops MLFLOW_RUN_ID from the
+            # environment: keep it).
             injected = os.environ.get("MLFLOW_RUN_ID")
             mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
             if injected:
                 os.environ["MLFLOW_RUN_ID"] = injected
             return
-        failed = bool(
-            context.instance
-            and context.instance.get_records_for_run(
-                context.run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
-            ).records
-        )
-        if failed or self.client.get_run(self.run_id).info.status == "FAILED":
-            mlflow.end_run(status="FAILED")
-        else:
-            mlflow.end_run(status="FINISHED")
+        # Every step ran in this process (in_process, materialize()): this is the run's end.
+        failed = instance is not None and run_record.step_failed(instance, dagster_run_id)
+        current = self.client.get_run(self.run_id).info.status
+        mlflow.end_run(status=run_status.worse(current, "FAILED" if failed else "FINISHED"))
 
     # --- what the assets record -----------------------------------------------------------
 
@@ -416,41 +406,42 @@ class MlflowTracking(ConfigurableResource):
     # --- runs that did not end themselves -------------------------------------------------
 
     def close_open_runs(self, dagster_run_id: str, status: str = "FAILED") -> list[str]:
-        """End the runs of this Dagster run still RUNNING (its process died or was cancelled)."""
+        """End the runs of this Dagster run still RUNNING (its process died or was cancelled),
+        or FINISHED when ``status`` says it failed or was killed."""
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             return []
-        runs = self.client.search_runs(
-            [experiment.experiment_id],
-            f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+        return run_status.close_runs(
+            self.client, experiment.experiment_id, DAGSTER_RUN_TAG, dagster_run_id, status
         )
-        for run in runs:
-            self.client.set_terminated(run.info.run_id, status=status)
-        return [run.info.run_id for run in runs]
 
     def sweep_orphans(
         self, instance: DagsterInstance, experiment_id: str, current_run_id: str | None = None
     ) -> list[tuple[str, str]]:
-        """End every RUNNING MLflow run of the experiment whose Dagster run is not alive.
+        """End the MLflow runs of the experiment whose Dagster run ended otherwise or died.
 
-        Alive means: the Dagster run (in ``instance``) is not finished, and its orchestrator
-        process, when it ran on this host, still exists. A run of a KFP run is left to its exit
-        handler. Returns (MLflow run id, status set) pairs.
+        A RUNNING run whose Dagster run is not alive (finished, or its orchestrator process on
+        this host is gone) ends with the Dagster run's outcome; a FINISHED run whose Dagster run
+        (in ``instance``) failed or was cancelled is corrected. A run of a KFP run is left to its
+        exit handler. Returns (MLflow run id, status set) pairs.
         """
-        closed = []
-        running = self.client.search_runs(
-            [experiment_id], "attributes.status = 'RUNNING'", max_results=200
-        )
-        for run in running:
+
+        def skip(run: Run) -> bool:
             tags = run.data.tags
-            dagster_run_id = tags.get(DAGSTER_RUN_TAG)
-            if run.info.run_id == current_run_id or not dagster_run_id or KFP_RUN_TAG in tags:
-                continue
-            status = liveness.mlflow_end_status(instance, dagster_run_id, tags)
-            if status is not None:
-                self.client.set_terminated(run.info.run_id, status=status)
-                closed.append((run.info.run_id, status))
-        return closed
+            return (
+                run.info.run_id == current_run_id
+                or DAGSTER_RUN_TAG not in tags
+                or KFP_RUN_TAG in tags
+            )
+
+        def end_status_of(run: Run) -> str | None:
+            dagster_run_id = run.data.tags[DAGSTER_RUN_TAG]
+            if run.info.status == "RUNNING":
+                return liveness.mlflow_end_status(instance, dagster_run_id, run.data.tags)
+            dagster_run = instance.get_run_by_id(dagster_run_id)
+            return liveness.END_STATUS.get(dagster_run.status) if dagster_run else None
+
+        return run_status.sweep(self.client, experiment_id, end_status_of, skip)
 
     def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
         """End the MLflow run of KFP run ``kfp_run_id`` with ``status``; return its id.
@@ -478,34 +469,6 @@ class MlflowTracking(ConfigurableResource):
             if run_id:
                 self.client.set_terminated(run_id, status=status)
             return run_id
-
-
-#: What a store that is down or refuses a request raises: MLflow's own errors, and requests'
-#: and urllib3's when a call fails below MLflow's retry layer.
-STORE_ERRORS: tuple[type[BaseException], ...] = (MlflowException, ConnectionError, OSError)
-try:
-    import requests
-
-    STORE_ERRORS = (*STORE_ERRORS, requests.exceptions.RequestException)
-except ImportError:  # pragma: no cover - requests comes with mlflow
-    pass
-
-
-def unreachable(uri: str, error: BaseException) -> Failure:
-    """The one-line failure for the tracking store at ``uri`` being down or refusing a request."""
-    detail = redact_text(str(error).splitlines()[0] if str(error) else "")
-    return Failure(
-        description=(
-            f"MLflow tracking server at {redact_uri(uri)} is not reachable or refused the "
-            f"request ({error.__class__.__name__}: {detail[:300]}). Start it (make mlflow) or "
-            "unset MLFLOW_TRACKING_URI to use the local SQLite store."
-        )
-    )
-
-
-def redact_text(text: str) -> str:
-    """``text`` with any ``//user:password@`` in a URL masked."""
-    return _CREDENTIALS_IN_URL.sub(r"//\1:***@", text)
 
 
 def orchestrator_tags(instance: DagsterInstance, dagster_run_id: str) -> dict[str, str]:

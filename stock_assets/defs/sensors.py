@@ -21,7 +21,7 @@ from dagster import (
     sensor,
 )
 
-from stock_assets.defs import liveness
+from stock_assets.defs import liveness, run_record
 from stock_assets.defs.resources import MlflowTracking
 
 #: How often the daemon looks for dead runs.
@@ -30,10 +30,10 @@ DEAD_RUN_INTERVAL_SECONDS = 30
 
 @run_failure_sensor(
     default_status=DefaultSensorStatus.RUNNING,
-    description="Mark the MLflow run of a failed Dagster run FAILED if it is still RUNNING.",
+    description="Mark the MLflow run of a failed Dagster run FAILED (if RUNNING or FINISHED).",
 )
 def mlflow_run_on_failure(context: RunFailureSensorContext) -> None:
-    closed = MlflowTracking().close_open_runs(context.dagster_run.run_id, "FAILED")
+    closed = end_mlflow_runs(context.instance, context.dagster_run.run_id, "FAILED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} FAILED")
 
@@ -44,9 +44,22 @@ def mlflow_run_on_failure(context: RunFailureSensorContext) -> None:
     description="Mark the MLflow run of a cancelled Dagster run KILLED.",
 )
 def mlflow_run_on_cancel(context: RunStatusSensorContext) -> None:
-    closed = MlflowTracking().close_open_runs(context.dagster_run.run_id, "KILLED")
+    closed = end_mlflow_runs(context.instance, context.dagster_run.run_id, "KILLED")
     if closed:
         context.log.info(f"marked MLflow run(s) {', '.join(closed)} KILLED")
+
+
+def end_mlflow_runs(instance, dagster_run_id: str, status: str) -> list[str]:
+    """End the Dagster run's MLflow run with ``status`` (RUNNING, or FINISHED when worse).
+
+    The run and its store are the ones the resource named on the Dagster run; a run from before
+    that was tagged is looked up by its ``dagster_run_id`` tag in the default store.
+    """
+    run = instance.get_run_by_id(dagster_run_id)
+    if run is not None and run_record.MLFLOW_RUN_TAG in run.tags:
+        ended = run_record.end_mlflow_run(instance, dagster_run_id, status)
+        return [ended] if ended else []
+    return MlflowTracking().close_open_runs(dagster_run_id, status)
 
 
 def fail_dead_runs(instance) -> list[str]:
@@ -56,7 +69,7 @@ def fail_dead_runs(instance) -> list[str]:
     for run in runs:
         if liveness.is_dead(instance, run):
             liveness.mark_failed(instance, run)
-            MlflowTracking().close_open_runs(run.run_id, "FAILED")
+            end_mlflow_runs(instance, run.run_id, "FAILED")
             dead.append(run.run_id)
     return dead
 
