@@ -15,22 +15,23 @@ The registered model's tag ``production_history`` lists the versions that held p
 ``rollback`` knows where to go. Each version's tag ``stage_history`` records when it entered
 each stage (``none@2025-01-31T18:00:00Z, staging@...``): the registry itself keeps no dates of
 alias moves. ``stock-registry show N`` prints a version's run, data, metrics and that history.
-Run ``stock-registry --help`` for the CLI.
+Run ``stock-registry --help`` for the CLI (:mod:`stock_assets.mlflow_ops.registry_cli`).
+
+Only the store's answer "does not exist" (:func:`is_missing`) is read as absence; any other
+store error propagates, so a server that is down is never reported as an empty registry.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from stock_assets.core.features import TARGET_COLUMN
@@ -45,6 +46,7 @@ HISTORY_TAG = "production_history"
 STAGE_HISTORY_TAG = "stage_history"
 #: The tables whose lineage (digest, rows, dates) ``show`` prints, from version then run tags.
 LINEAGE_TABLES = ("stock_data", "features", "train", "test")
+_NOT_FOUND = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
 class RegistryError(ValueError):
@@ -85,7 +87,9 @@ def register_version(
         description = schema_description()
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as error:
+        if not is_missing(error):
+            raise
         client.create_registered_model(
             name, description="Next-day direction classifier from the stock_assets graph."
         )
@@ -208,6 +212,8 @@ def list_versions(client: MlflowClient, name: str = REGISTERED_MODEL_NAME) -> li
     try:
         aliases = client.get_registered_model(name).aliases
     except MlflowException as error:
+        if not is_missing(error):
+            raise
         raise RegistryError(
             f"no registered model {name!r} in this tracking store; run the pipeline first"
         ) from error
@@ -248,7 +254,9 @@ def describe_version(
     if mv.run_id:
         try:
             run = client.get_run(mv.run_id)
-        except MlflowException:  # the run was deleted; the version's own tags remain
+        except MlflowException as error:  # a deleted run: the version's own tags remain
+            if not is_missing(error):
+                raise
             run = None
     run_tags = run.data.tags if run else {}
     data = {}
@@ -303,50 +311,34 @@ def _timestamp(millis: int | None) -> str:
     return f"{dt.datetime.fromtimestamp(millis / 1000, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def format_description(info: dict[str, Any]) -> str:
-    """The text ``stock-registry show`` prints."""
-    lines = [
-        f"{info['name']} version {info['version']}",
-        f"  run        {info['run_id'] or '-'}"
-        + (f" ({info['run_status']})" if info["run_status"] else " (run not found)"),
-        f"  created    {info['created']}",
-        f"  stage      {info['stage'] or '-'}",
-        f"  aliases    {', '.join(info['aliases']) or '-'}",
-        f"  model type {info['model_type'] or '-'}",
-        "",
-        "data (content digest, rows, dates):",
-    ]
-    lines += [
-        f"  {table:<11}{fields['digest']}  {fields['rows'] or '-':>6} rows  {fields['window']}"
-        for table, fields in info["data"].items()
-    ] or ["  none recorded (registered before data lineage was recorded)"]
-    if info["datasets"]:
-        lines += ["", "datasets used by the run (MLflow inputs):"]
-        for item in info["datasets"]:
-            lines.append(f"  {item['context']:<11}{item['name']}  digest {item['digest']}")
-            lines.append(f"  {'':<11}read from {item['stored_at'] or item['source']}")
-    lines += ["", "metrics of the run (test window):"]
-    lines += [f"  {metric:<20}{value:.4f}" for metric, value in info["metrics"].items()] or [
-        "  none recorded"
-    ]
-    lines += ["", "stage history (UTC):"]
-    lines += [f"  {when or '?':<22}{stage}" for stage, when in info["stage_history"]] or [
-        "  none recorded"
-    ]
-    return "\n".join(lines)
+def is_missing(error: MlflowException) -> bool:
+    """Whether the store answered that the thing asked for does not exist.
+
+    Only that answer means "not there": a server that is down, times out, refuses the request
+    or answers something that is not MLflow's is a store error, for the caller to report.
+    """
+    return error.error_code == _NOT_FOUND
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    # The registered model's alias map, not get_model_version_by_alias: a missing alias is then
+    # a missing key, never an error to tell apart from a store that could not be read.
     try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        if not is_missing(error):
+            raise
         return None
+    version = aliases.get(alias)
+    return None if version is None else str(version)
 
 
 def _require_version(client: MlflowClient, name: str, version: str) -> None:
     try:
         client.get_model_version(name, str(version))
-    except MlflowException:
+    except MlflowException as error:
+        if not is_missing(error):
+            raise
         existing = sorted(
             (int(mv.version) for mv in client.search_model_versions(f"name = '{name}'")),
         )
@@ -363,7 +355,9 @@ def _stage(client: MlflowClient, name: str, version: str) -> str:
 def _history(client: MlflowClient, name: str) -> list[str]:
     try:
         tags = client.get_registered_model(name).tags
-    except MlflowException:
+    except MlflowException as error:
+        if not is_missing(error):
+            raise
         return []
     history: list[str] = []
     for entry in tags.get(HISTORY_TAG, "").split(","):
@@ -372,72 +366,11 @@ def _history(client: MlflowClient, name: str) -> list[str]:
     return history
 
 
-def require_store(uri: str) -> None:
-    """Refuse a local SQLite store that does not exist, rather than create an empty one."""
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-        if path != ":memory:" and not Path(path).is_file():
-            raise RegistryError(
-                f"no MLflow store at {path}: run the pipeline first (make dev), or set "
-                "MLFLOW_TRACKING_URI to your tracking server"
-            )
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``stock-registry list | show N | promote N | rollback``."""
-    parser = argparse.ArgumentParser(
-        prog="stock-registry",
-        description=(
-            f"Inspect and move the '{REGISTERED_MODEL_NAME}' registry aliases. Uses "
-            "MLFLOW_TRACKING_URI, else the project's local store."
-        ),
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="versions with their aliases, stage and accuracy")
-    show_parser = commands.add_parser(
-        "show", help="one version: its run, data digests and dates, metrics and stage history"
-    )
-    show_parser.add_argument("version", help="registry version number")
-    promote_parser = commands.add_parser("promote", help="point production at VERSION")
-    promote_parser.add_argument("version", help="registry version number")
-    commands.add_parser("rollback", help="point production back at the previous version")
-    args = parser.parse_args(argv)
+    """``stock-registry``: see :mod:`stock_assets.mlflow_ops.registry_cli`."""
+    from stock_assets.mlflow_ops.registry_cli import main as cli_main
 
-    import mlflow
-
-    from stock_assets.paths import default_tracking_uri
-
-    uri = default_tracking_uri()
-    try:
-        require_store(uri)
-        mlflow.set_tracking_uri(uri)
-        client = MlflowClient()
-        if args.command == "list":
-            rows = list_versions(client)
-            header = f"{'version':>7}  {'aliases':<20} {'stage':<11} {'model_type':<18} accuracy"
-            print(header)
-            for r in rows:
-                print(
-                    f"{r['version']:>7}  {r['aliases']:<20} {r['stage']:<11} "
-                    f"{r['model_type']:<18} {r['accuracy']}"
-                )
-        elif args.command == "show":
-            print(format_description(describe_version(client, args.version)))
-        elif args.command == "promote":
-            done = promote(client, args.version)
-            if done.changed:
-                print(
-                    f"production: version {done.version} (was {done.previous_production_version})"
-                )
-            else:
-                print(f"production already points at version {done.version}; nothing changed")
-        else:
-            done = rollback(client)
-            print(f"production: version {done['version']} (was {done['rolled_back_from']})")
-    except RegistryError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
