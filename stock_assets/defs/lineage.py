@@ -61,7 +61,7 @@ class TableLineage:
 def table_lineage(context: AssetExecutionContext, table: pd.DataFrame) -> TableLineage:
     """Digest ``table`` (the asset's value) and tag the active MLflow run with the digest."""
     lineage = TableLineage(summarise(table))
-    from stock_assets.defs.resources import STORE_ERRORS, unreachable
+    from stock_assets.mlflow_ops.errors import STORE_ERRORS, unreachable
 
     try:
         tag_table_digest(context.asset_key.to_python_identifier(), lineage.summary)
