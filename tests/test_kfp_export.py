@@ -367,8 +367,10 @@ def _platform(path: Path) -> dict:
 
 #: KubernetesExecutorConfig and the messages we emit, as in
 #: kubernetes_platform/proto/kubernetes_executor_config.proto at tag 2.14.0 (JSON names). Note
-#: SecretAsEnv has no `optional` there: it appears only at 2.15.0, and the 2.14 driver parses the
-#: config with DiscardUnknown (backend/src/common/util/json.go:72), so it would be dropped.
+#: SecretAsEnv has no `optional` there: it appears only at 2.15.0. An unknown field is not
+#: dropped: at run creation the 2.14 API server's compiler parses each executor's config with a
+#: strict protojson.Unmarshal (backend/src/v2/compiler/argocompiler/container.go:285 at 2.14.0),
+#: so one unknown field fails the run's creation.
 K8S_SCHEMA_2_14 = {
     "": {
         "secretAsVolume",
@@ -518,7 +520,8 @@ def test_optional_config_fields_are_blank_means_unset_strings(tmp_path: Path) ->
 
 
 def test_readme_installs_a_supported_kfp_server() -> None:
-    """The YAML avoids secretAsEnv.optional (2.15 only), so the README's 2.14 install works."""
+    """The YAML avoids secretAsEnv.optional (2.15 only; the 2.14 API server's compiler would
+    refuse the run), so the README's 2.14 install works."""
     import re
 
     from tests.conftest import PROJECT_ROOT

@@ -116,3 +116,26 @@ def test_wrong_options_are_one_line_and_write_nothing(
     err = capsys.readouterr().err
     assert code == 2 and manifest is None
     assert err.count("\n") == 1 and err.startswith("error: ") and option in err
+
+
+def test_an_unreachable_registry_fails_fast_in_one_line_naming_the_redacted_uri(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's default retries made this take 254 s (issue 17, defect 6)."""
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://user:secret@127.0.0.1:{port}"
+    started = time.monotonic()
+    code, manifest = _write(
+        tmp_path, "--name", "m", "--model", "models:/m@production", "--mlflow-tracking-uri", uri
+    )
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 2 and manifest is None
+    assert elapsed < 30, elapsed
+    assert err.count("\n") == 1 and err.startswith("error: --model: cannot resolve")
+    assert f"http://user:***@127.0.0.1:{port}" in err and "secret" not in err

@@ -116,23 +116,24 @@ def test_an_existing_experiment_gets_the_experiment_kind_tag(tmp_path: Path) -> 
     assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
 
-#: Every state an exit handler can be given. The backend passes the MLMD execution state of the
-#: exit handler's DAG (backend/src/v2/driver/resolve.go:425 at 2.14.0, :451 at 2.15.0), one of
-#: Execution_State_name in third_party/ml-metadata/go/ml_metadata/metadata_store.pb.go at 2.14.0;
-#: a DAG is set COMPLETE or FAILED (backend/src/v2/metadata/client.go UpdateDAGExecutionsState)
-#: or left RUNNING if it never completed. Upstream's sample
-#: samples/v2/pipeline_with_input_status_state.py asserts 'COMPLETE' on success.
-#: kfp.local passes 'SUCCEEDED' / 'FAILED' (kfp/local/orchestrator, kfp 2.17.3).
+#: Every state an exit handler can be given, as a status when there are no task records (a
+#: tracker without the ledger methods, or no plan). The backend passes the MLMD execution state
+#: of the exit handler's DAG (backend/src/v2/driver/resolve.go:425 at 2.14.0), one of
+#: Execution_State_name in third_party/ml-metadata/go/ml_metadata/metadata_store.pb.go at 2.14.0.
+#: Only COMPLETE (and CACHED) says the group completed; it stays RUNNING up to 2.16 when the
+#: group holds a ParallelFor or a dsl.If (exporters/kfp/outcome.py), and CANCELED means "not
+#: triggered" (backend/src/v2/metadata/client.go CreateExecution), never "terminated by the
+#: user": nothing maps to KILLED. kfp.local passes 'SUCCEEDED' / 'FAILED' (kfp 2.17.3).
 STATES = {
     "COMPLETE": "FINISHED",
     "CACHED": "FINISHED",
     "FAILED": "FAILED",
-    "CANCELED": "KILLED",
+    "CANCELED": "FAILED",
     "RUNNING": "FAILED",
     "NEW": "FAILED",
     "UNKNOWN": "FAILED",
     "SUCCEEDED": "FINISHED",  # kfp.local
-    "CANCELLED": "KILLED",  # pipeline-spec spelling (PipelineStateEnum)
+    "CANCELLED": "FAILED",
     "SYSTEM_ERROR": "FAILED",
     "": "FAILED",
 }
@@ -144,10 +145,11 @@ def test_every_kfp_state_maps_to_a_tracking_status(state: str, status: str) -> N
     assert pipeline_status(state.lower()) == status
 
 
-@pytest.mark.parametrize(("state", "status"), [("COMPLETE", "FINISHED"), ("CANCELED", "KILLED")])
-def test_the_exit_handler_ends_the_mlflow_run_with_the_backends_state(
+@pytest.mark.parametrize(("state", "status"), [("COMPLETE", "FINISHED"), ("CANCELED", "FAILED")])
+def test_without_a_plan_the_exit_handler_ends_the_mlflow_run_with_the_state(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, status: str
 ) -> None:
+    """An exit task emitted before plans existed; with a plan, see tests/test_kfp_outcome.py."""
     run_id = f"run-{state.lower()}"
     monkeypatch.setenv(RUN_ID_ENV, run_id)
     materialize_asset(

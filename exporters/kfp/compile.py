@@ -15,6 +15,7 @@ No cached task takes a per-run input: the KFP backend's cache key includes every
 from __future__ import annotations
 
 import inspect
+import json
 import linecache
 import textwrap
 from contextlib import ExitStack
@@ -38,6 +39,7 @@ from exporters.kfp.graph import (
 )
 from exporters.kfp.k8s import apply_k8s, use_secret_as_env
 from exporters.kfp.ops import ASSET, COLLECTED, COLLECTED_ITEMS, OP
+from exporters.kfp.plan import pipeline_plan, task_id
 from exporters.kfp.runtime import RUN_ID_ENV, RUN_ID_FIELD_PATH
 from exporters.kfp.values import replace_header
 
@@ -107,6 +109,7 @@ def component_source(task: AssetTask, module: str, scheduled: set[str]) -> str:
             {"return " if task.gate_field else ""}_kfp_runtime.materialize_asset(
                 module={module!r},
                 asset={task.asset!r},
+                task={task_id(task.function_name)!r},
                 inputs={{{inputs}}},
                 output={_output_name(task)},
                 config={{{config}}},
@@ -174,6 +177,7 @@ def op_component_source(task: AssetTask, op: OpTask, module: str, scheduled: set
         f"module={module!r},",
         f"asset={task.asset!r},",
         f"op={op.node!r},",
+        f"task={task_id(op.function_name)!r},",
         f"assets={mapping(assets)},",
         f"ops={mapping(ops)},",
         f"collected={mapping(collected)},",
@@ -202,15 +206,23 @@ def op_component_source(task: AssetTask, op: OpTask, module: str, scheduled: set
     )
 
 
-def exit_source(module: str) -> str:
-    """The exit handler's function: end the KFP run's tracking run with the pipeline's state."""
+def exit_source(module: str, plan: str) -> str:
+    """The exit handler's function: end the KFP run's tracking run with the run's outcome.
+
+    The outcome comes from the tasks' records read against ``plan`` (exporters/kfp/outcome.py):
+    the state the backend hands an exit task says nothing on 2.14-2.16 (it stays RUNNING).
+    """
     return textwrap.dedent(f'''
         def {EXIT_TASK}(status: dsl.PipelineTaskFinalStatus, run_name: str):
-            """End this KFP run's tracking run: FINISHED, FAILED or KILLED from the KFP state."""
+            """End this KFP run's tracking run: FINISHED iff every task that should have run
+            succeeded (from the tasks' records), else FAILED."""
             from exporters.kfp import runtime as _kfp_runtime
 
             _kfp_runtime.finish_pipeline_run(
-                module={module!r}, state=status.state, run_name=run_name
+                module={module!r},
+                state=status.state,
+                run_name=run_name,
+                plan={plan!r},
             )
     ''').lstrip()
 
@@ -249,7 +261,8 @@ def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
         for op in (t.ops or [t])
     ]
     if graph.uses_tracking:
-        sources.append(exit_source(graph.module))
+        plan = pipeline_plan(graph, _condition_chains(graph), options.disable_caching)
+        sources.append(exit_source(graph.module, json.dumps(plan, sort_keys=True)))
     if scheduled:
         sources.append(resolver_source(scheduled))
     functions = _define(f"<kfp components of {graph.module}>", "\n\n".join(sources))

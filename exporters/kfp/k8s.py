@@ -199,9 +199,11 @@ def apply_k8s(task: Any, settings: K8sSettings) -> None:
 def use_secret_as_env(task: Any, secret: str, key_to_env: dict[str, str]) -> None:
     """kfp-kubernetes ``use_secret_as_env`` without the ``optional`` field.
 
-    ``SecretAsEnv.optional`` exists only from KFP 2.15 (kubernetes_executor_config.proto); the
-    2.14 driver drops unknown fields, so the exporter never relies on it and maps only keys
-    that must exist.
+    ``SecretAsEnv.optional`` exists only from KFP 2.15 (kubernetes_executor_config.proto). At
+    2.14 the API server's compiler reads each task's Kubernetes config with a strict
+    ``protojson.Unmarshal`` (backend/src/v2/compiler/argocompiler/container.go:285 at 2.14.0),
+    which rejects an unknown field: creating the run would fail ("failed to unmarshal
+    kubernetes config"). So the field is left out, and only keys that must exist are mapped.
     """
     from kfp import kubernetes
 

@@ -10,8 +10,11 @@ through the MLflow registry. Errors are one line naming the option, exit status 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -23,6 +26,34 @@ import yaml
 STORAGE_SCHEMES = ("s3", "gs", "pvc", "hdfs", "webhdfs", "https", "http", "hf")
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 MODEL = re.compile(r"^models:/(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+#: Bounded calls to an HTTP tracking server: MLflow's defaults (7 retries, back-off factor 2,
+#: 120 s per request) made an unreachable server fail after 254 s. MLflow reads these only
+#: from the environment; they are set for the duration unless the user set them.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+_CREDENTIALS = re.compile(r"//([^/:@\s]*):[^/@\s]*@")
+
+
+@contextlib.contextmanager
+def bounded_http() -> Iterator[None]:
+    """:data:`HTTP_LIMITS` in the environment for the duration; the user's own values win."""
+    added = [name for name in HTTP_LIMITS if name not in os.environ]
+    os.environ.update({name: HTTP_LIMITS[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def redact(text: str) -> str:
+    """``text`` with any ``//user:password@`` of a URL masked."""
+    return _CREDENTIALS.sub(r"//\1:***@", text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,18 +113,24 @@ def resolve_model(model: str, tracking_uri: str | None) -> str:
         raise ServingError(
             f"--model: {model!r} is not models:/<name>@<alias> or models:/<name>/<n>"
         )
+    import mlflow
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    uri = tracking_uri or mlflow.get_tracking_uri()
     try:
-        version = (
-            match["version"]
-            or client.get_model_version_by_alias(match["name"], match["alias"]).version
-        )
-        source = client.get_model_version_download_uri(match["name"], version)
+        with bounded_http():
+            client = MlflowClient(tracking_uri=uri)
+            version = (
+                match["version"]
+                or client.get_model_version_by_alias(match["name"], match["alias"]).version
+            )
+            source = client.get_model_version_download_uri(match["name"], version)
     except Exception as error:  # MlflowException, connection errors
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ServingError(f"--model: cannot resolve {model} ({first})") from error
+        first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        raise ServingError(
+            f"--model: cannot resolve {model} in the MLflow registry at {redact(uri)} "
+            f"({redact(first)})"
+        ) from None
     try:
         return check_storage_uri(source, "--model")
     except ServingError as error:

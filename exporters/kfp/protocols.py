@@ -19,7 +19,18 @@ and runs, with the defaults described below.
    task of a run, so all tasks can share one tracking run. The pipeline then has an exit handler
    that calls, on that resource object as found in ``defs.resources``,
    ``end_pipeline_run(kfp_run_id, status)`` with ``status`` one of ``"FINISHED"``, ``"FAILED"``
-   or ``"KILLED"`` (:data:`PIPELINE_STATUSES`), mapped from the state KFP reports.
+   or ``"KILLED"`` (:data:`PIPELINE_STATUSES`).
+
+   The state KFP hands the exit task does not tell a success from a failure on KFP 2.14-2.16
+   (:mod:`exporters.kfp.outcome`), so the status is decided from records the tasks leave, if
+   the resource also keeps them (:class:`PipelineTaskLedger`): each task calls
+   ``record_pipeline_task(kfp_run_id, task, record)`` when it starts and when it ends, and the
+   exit task reads them back with ``pipeline_task_records(kfp_run_id)``; ``record`` is a short
+   JSON text, ``task`` the KFP task name (``<task>/<mapping key>`` in a ``ParallelFor``).
+   ``record_pipeline_task`` may be the first call of a KFP run: it creates the tracking run if
+   there is none yet. Without these methods the status follows the state string alone
+   (``FINISHED`` for ``COMPLETE``/``SUCCEEDED``, else ``FAILED``), which on 2.14-2.16 marks
+   every run whose exit handler group holds a ``ParallelFor`` or a ``dsl.If`` FAILED.
 """
 
 from __future__ import annotations
@@ -53,3 +64,14 @@ class PipelineRunTracker(Protocol):
 
     def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
         """End the tracking run of KFP run ``kfp_run_id`` with ``status``; return its id."""
+
+
+@runtime_checkable
+class PipelineTaskLedger(Protocol):
+    """A tracking resource that keeps what each task of a KFP run recorded."""
+
+    def record_pipeline_task(self, kfp_run_id: str, task: str, record: str) -> None:
+        """Store ``record`` (JSON text) for ``task`` of KFP run ``kfp_run_id``, replacing any."""
+
+    def pipeline_task_records(self, kfp_run_id: str) -> dict[str, str]:
+        """Every record of KFP run ``kfp_run_id``, by task."""

@@ -19,7 +19,6 @@ import re
 import tempfile
 import types
 import typing
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,12 @@ from dagster import (
     materialize,
 )
 
+from exporters.kfp.macros import (  # noqa: F401 - the generated resolver task calls them here
+    format_macros,
+    go_layout_to_strftime,
+    resolve_scheduled_values,
+)
+from exporters.kfp.outcome import TaskRecorder, ledgers, state_status, verdict
 from exporters.kfp.protocols import KFP_RUN_CONFIG_FIELD, PathStorage
 
 #: Environment variable holding the KFP run id, filled from the pod label below.
@@ -53,21 +58,9 @@ PARQUET_MAGIC = b"PAR1"
 #: (kfp/local/orchestrator/enhanced_dag_orchestrator.py, kfp 2.17.3).
 LOCAL_ITERATION_FOLDER = re.compile(r"-iteration-\d+$")
 
-#: The state KFP hands an exit handler, to the status of the tracking run. The backend passes the
-#: MLMD execution state of the exit handler's DAG (backend/src/v2/driver/resolve.go); kfp.local
-#: passes SUCCEEDED / FAILED. A DAG still RUNNING when the exit handler starts did not complete.
-FINISHED_STATES = {"COMPLETE", "SUCCEEDED", "CACHED"}
-KILLED_STATES = {"CANCELED", "CANCELLED"}
-
-
-def pipeline_status(state: str) -> str:
-    """``FINISHED``, ``KILLED`` or ``FAILED`` for any state string KFP reports."""
-    normalized = (state or "").strip().upper()
-    if normalized in FINISHED_STATES:
-        return "FINISHED"
-    if normalized in KILLED_STATES:
-        return "KILLED"
-    return "FAILED"
+#: The state string an exit task is handed, as a tracking status when there is no other
+#: evidence (see exporters/kfp/outcome.py): FINISHED for COMPLETE / SUCCEEDED / CACHED, else FAILED.
+pipeline_status = state_status
 
 
 class RunIdError(RuntimeError):
@@ -300,6 +293,7 @@ def materialize_asset(
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
     parameters: dict[str, str] | None = None,
+    task: str = "",
 ) -> bool:
     """Materialise ``asset`` from ``module``'s Definitions; return its gate value (or True).
 
@@ -310,10 +304,45 @@ def materialize_asset(
     the task's cache key. ``scheduled`` maps pipeline parameters to config fields whose values
     come resolved, as the JSON ``scheduled_values``, from the run's first task (see
     :func:`resolve_scheduled_values`). ``parameters`` names the pipeline parameter of a config
-    field where it differs from the field (for error messages).
+    field where it differs from the field (for error messages). ``task`` is the KFP task's
+    name, under which it records its start and outcome for the exit task
+    (:mod:`exporters.kfp.outcome`).
     """
-    config = _with_scheduled(config, scheduled, scheduled_values)
     defs = load_definitions(module)
+    recorder = _recorder(defs, task, _path(output))
+    recorder.started()
+    try:
+        gate = _materialize_asset(
+            defs, asset, inputs, output, config, metrics, metrics_field, gate_field,
+            scheduled, scheduled_values, parameters,
+        )  # fmt: skip
+    except BaseException as error:
+        recorder.failed(error)
+        raise
+    recorder.succeeded(**({"gate": gate} if gate_field else {}))
+    return gate
+
+
+def _recorder(defs: Definitions, task: str, output_path: str) -> TaskRecorder:
+    """The task's recorder: on every tracking resource with a ledger, none without a name."""
+    found = ledgers(dict(defs.resources or {}), tracking_resource_keys(defs)) if task else []
+    return TaskRecorder(found, kfp_run_id(output_path) if found else "", task)
+
+
+def _materialize_asset(
+    defs: Definitions,
+    asset: str,
+    inputs: dict[str, Any],
+    output: Any,
+    config: dict[str, Any],
+    metrics: Any,
+    metrics_field: str,
+    gate_field: str,
+    scheduled: dict[str, str] | None,
+    scheduled_values: str,
+    parameters: dict[str, str] | None,
+) -> bool:
+    config = _with_scheduled(config, scheduled, scheduled_values)
     key = AssetKey.from_user_string(asset)
     assets_def = defs.get_assets_def(key)
     resources, run_config = _resources(defs, _path(output))
@@ -431,6 +460,7 @@ def materialize_op(
     scheduled: dict[str, str] | None = None,
     scheduled_values: str = "",
     parameters: dict[str, str] | None = None,
+    task: str = "",
 ) -> Any:
     """Run one op of the graph-backed ``asset`` through Dagster; return what its task returns.
 
@@ -442,17 +472,53 @@ def materialize_op(
     ``collected`` (op -> one artifact per iteration) is matched to the items by the mapping key
     each iteration wrote into its artifact's metadata. The op's value goes to ``output``; a
     ``DynamicOut`` op returns its items, the final op runs the asset's checks and returns its
-    gate (or True), like :func:`materialize_asset`.
+    gate (or True), like :func:`materialize_asset`, and records as it does (an iteration as
+    ``<task>/<mapping key>``).
     """
+    defs = load_definitions(module)
+    item = json.loads(loop_item) if loop_item else None
+    recorder = _recorder(defs, f"{task}/{item['key']}" if task and item else task, _path(output))
+    recorder.started()
+    try:
+        value = _materialize_op(
+            defs, asset, op, assets, ops, collected, items, item, output, config, metrics,
+            metrics_field, gate_field, scheduled, scheduled_values, parameters,
+        )  # fmt: skip
+    except BaseException as error:
+        recorder.failed(error)
+        raise
+    if isinstance(value, list):
+        recorder.succeeded(items=len(value))
+    else:
+        recorder.succeeded(**({"gate": value} if gate_field and value is not None else {}))
+    return value
+
+
+def _materialize_op(
+    defs: Definitions,
+    asset: str,
+    op: str,
+    assets: dict[str, Any],
+    ops: dict[str, Any],
+    collected: dict[str, list[Any]],
+    items: list[str] | None,
+    item: dict[str, Any] | None,
+    output: Any,
+    config: dict[str, Any],
+    metrics: Any,
+    metrics_field: str,
+    gate_field: str,
+    scheduled: dict[str, str] | None,
+    scheduled_values: str,
+    parameters: dict[str, str] | None,
+) -> Any:
     from exporters.kfp.ops import analyze_graph
 
     config = _with_scheduled(config, scheduled, scheduled_values)
-    defs = load_definitions(module)
     key = AssetKey.from_user_string(asset)
     assets_def = defs.get_assets_def(key)
     plan = analyze_graph(assets_def, asset)
     node = plan.node(op)
-    item = json.loads(loop_item) if loop_item else None
     entries = [json.loads(text) for text in items or []]
     node_paths: dict[tuple[str, str | None], tuple[str, str, str]] = {}
     for name, artifact in ops.items():
@@ -783,63 +849,27 @@ def _parse(annotation: type, text: str) -> Any:
         raise ValueError(f"expected {expected} (blank = unset), got {text!r}") from None
 
 
-#: A KFP recurring-run macro: [[ScheduledTime.<Go layout>]], [[CurrentTime.<Go layout>]], or bare.
-MACRO = re.compile(r"\[\[(ScheduledTime|CurrentTime)(?:\.(.*?))?\]\]")
-DEFAULT_LAYOUT = "20060102150405"  # backend/src/common/util/parameter_formatter.go
-GO_TOKENS = {"2006": "%Y", "01": "%m", "02": "%d", "15": "%H", "04": "%M", "05": "%S"}
-LAYOUT_LITERALS = set("-:T /._")
+def finish_pipeline_run(*, module: str, state: str, run_name: str = "", plan: str = "") -> str:
+    """Exit handler: end the run's tracking run on each tracking resource; return the status.
 
-
-def go_layout_to_strftime(layout: str) -> str:
-    """The strftime format of a Go time layout made of 2006 01 02 15 04 05 and separators."""
-    out, i = [], 0
-    while i < len(layout):
-        token = next((t for t in GO_TOKENS if layout.startswith(t, i)), None)
-        if token:
-            out.append(GO_TOKENS[token])
-            i += len(token)
-        elif layout[i] in LAYOUT_LITERALS:
-            out.append(layout[i])
-            i += 1
-        else:
-            raise ValueError(
-                f"Go time layout {layout!r}: only 2006 01 02 15 04 05 and '-:T /._' are supported"
-            )
-    return "".join(out)
-
-
-def format_macros(text: str, when: datetime) -> str:
-    """``text`` with every ScheduledTime/CurrentTime macro replaced by ``when`` (UTC)."""
-    utc = when.astimezone(UTC)
-
-    def replace(match: re.Match[str]) -> str:
-        return utc.strftime(go_layout_to_strftime(match.group(2) or DEFAULT_LAYOUT))
-
-    return MACRO.sub(replace, text)
-
-
-def resolve_scheduled_values(values: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The scheduled-date parameters with any macro the backend left in place resolved.
-
-    KFP 2.14/2.15 do not substitute ``[[ScheduledTime...]]`` in a v2 recurring run's parameters
-    (see the README); this runs once per run, in its first task, so every task sees one date.
+    The status comes from the tasks' records read against ``plan`` (:mod:`exporters.kfp.outcome`),
+    whatever ``state`` the backend hands the exit task; from ``state`` alone without a plan or
+    on a tracking resource that keeps no records.
     """
-    moment = now or datetime.now(UTC)
-    return {
-        name: format_macros(value, moment) if isinstance(value, str) else value
-        for name, value in values.items()
-    }
-
-
-def finish_pipeline_run(*, module: str, state: str, run_name: str = "") -> str:
-    """Exit handler: end the run's tracking run on each tracking resource; return the status."""
     defs = load_definitions(module)
-    status = pipeline_status(state)
     run_id = kfp_run_id(run_name=run_name)
+    resources = dict(defs.resources or {})
+    status = state_status(state)
     for key in tracking_resource_keys(defs):
-        resource = defs.resources[key]
+        resource = resources[key]
+        (ledger,) = ledgers(resources, [key]) or [None]
+        decided = verdict(ledger, run_id, plan, state)
+        status = decided.status
         ended = resource.end_pipeline_run(run_id, status)
-        print(f"{key}: tracking run {ended} of KFP run {run_id} ended {status} (KFP state {state})")
+        print(
+            f"{key}: tracking run {ended} of KFP run {run_id} ended {status}: {decided.reason} "
+            f"(KFP state {state!r})"
+        )
     return status
 
 

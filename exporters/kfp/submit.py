@@ -6,7 +6,11 @@ printed ``kfp`` CLI commands (:func:`cli_commands`) do the same steps.
 
 A redeploy is repeatable: the API server refuses a second pipeline of the same name (HTTP 409,
 backend/src/apiserver/storage/pipeline_store.go at 2.14.0), so an existing pipeline gets a new
-version named after the YAML's content; the recurring run of the same name is deleted and
+version named after the YAML's content. The first upload cannot name its version: the server
+names it after the pipeline (backend/src/apiserver/server/pipeline_upload_server.go:138-142 at
+2.14.0, :168-171 at 2.17.0, with the pipeline's description), so the pipeline's description
+records the content's version name, and a redeploy of the same YAML finds that first version
+through it and uploads nothing. The recurring run of the same name is deleted and
 created again on that version; runs and recurring runs reference the uploaded version.
 """
 
@@ -66,6 +70,16 @@ def client_kwargs(host: str, environ: dict[str, str] | None = None) -> dict[str,
     return kwargs
 
 
+#: How the pipeline's description names the content of its first version (see above).
+FIRST_VERSION_NOTE = "first version's content: "
+
+
+def _first_version_is(pipeline: Any, version: str) -> bool:
+    """Whether ``pipeline``'s first version (named after it) holds the YAML of ``version``."""
+    description = str(getattr(pipeline, "description", "") or "")
+    return description.endswith(f"{FIRST_VERSION_NOTE}{version}")
+
+
 def _by_name(name: str) -> str:
     return json.dumps(
         {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
@@ -80,6 +94,10 @@ def deploy(client: Any, plan: Deployment, log: Callable[[str], None] = print) ->
     if pipelines:
         pipeline_id = pipelines[0].pipeline_id
         versions = client.list_pipeline_versions(pipeline_id, filter=_by_name(plan.version_name))
+        if not versions.pipeline_versions and _first_version_is(pipelines[0], plan.version_name):
+            versions = client.list_pipeline_versions(
+                pipeline_id, filter=_by_name(plan.pipeline_name)
+            )
         if versions.pipeline_versions:
             version_id = versions.pipeline_versions[0].pipeline_version_id
             log(f"pipeline {plan.pipeline_name}: version {plan.version_name} already uploaded")
@@ -90,7 +108,10 @@ def deploy(client: Any, plan: Deployment, log: Callable[[str], None] = print) ->
             version_id = version.pipeline_version_id
     else:
         pipeline_id = client.upload_pipeline(
-            plan.package, plan.pipeline_name, namespace=plan.namespace
+            plan.package,
+            plan.pipeline_name,
+            description=f"{FIRST_VERSION_NOTE}{plan.version_name}",
+            namespace=plan.namespace,
         ).pipeline_id
         versions = client.list_pipeline_versions(pipeline_id)
         version_id = versions.pipeline_versions[0].pipeline_version_id

@@ -46,7 +46,7 @@ from stock_assets.core.selection import Comparison
 from stock_assets.core.training import TrainingResult
 from stock_assets.core.values import METRIC_DIGITS, Champion, Promotion, TrainedModel
 from stock_assets.defs import liveness, run_record
-from stock_assets.mlflow_ops import registry, run_logging, run_status
+from stock_assets.mlflow_ops import pipeline_runs, registry, run_logging, run_status
 from stock_assets.mlflow_ops.errors import (  # noqa: F401 - STORE_ERRORS, redact_text: re-exported
     STORE_ERRORS,
     bounded_http_retries,
@@ -70,7 +70,7 @@ EXPERIMENT_TAGS = {"project": "stock-prediction", "team": "ml"}
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 DAGSTER_RUN_TAG = "dagster_run_id"
-KFP_RUN_TAG = "kfp_run_id"
+KFP_RUN_TAG = pipeline_runs.KFP_RUN_TAG
 END_STATUSES = run_status.END_STATUSES
 
 
@@ -443,6 +443,8 @@ class MlflowTracking(ConfigurableResource):
 
         return run_status.sweep(self.client, experiment_id, end_status_of, skip)
 
+    # --- the MLflow run of a KFP run (exporters/kfp/protocols.py) ----------------------
+
     def end_pipeline_run(self, kfp_run_id: str, status: str) -> str | None:
         """End the MLflow run of KFP run ``kfp_run_id`` with ``status``; return its id.
 
@@ -452,23 +454,28 @@ class MlflowTracking(ConfigurableResource):
         if status not in END_STATUSES:
             raise ValueError(f"status={status!r}; expected one of {', '.join(END_STATUSES)}")
         with bounded_http_retries():
-            run_id = os.environ.get("MLFLOW_RUN_ID")
-            if not run_id:
-                experiment = self.client.get_experiment_by_name(self.experiment_name)
-                found = (
-                    self.client.search_runs(
-                        [experiment.experiment_id],
-                        f"tags.{KFP_RUN_TAG} = '{kfp_run_id}'",
-                        order_by=["attributes.start_time ASC"],
-                        max_results=1,
-                    )
-                    if experiment
-                    else []
-                )
-                run_id = found[0].info.run_id if found else None
+            run_id = pipeline_runs.find_run(self.client, self.experiment_name, kfp_run_id)
             if run_id:
                 self.client.set_terminated(run_id, status=status)
             return run_id
+
+    def record_pipeline_task(self, kfp_run_id: str, task: str, record: str) -> None:
+        """Record ``task``'s state on KFP run ``kfp_run_id``'s MLflow run, creating the run."""
+        with bounded_http_retries(), self.reporting_errors():
+            run_id = pipeline_runs.find_run(self.client, self.experiment_name, kfp_run_id)
+            if run_id is None:
+                tags = {"environment": self.environment, "author": _author()}
+                name = f"kfp-{kfp_run_id}"
+                run_id = self._tagged_run(
+                    self.experiment_id(), KFP_RUN_TAG, kfp_run_id, name, tags
+                )[0]
+            pipeline_runs.record_task(self.client, run_id, task, record)
+
+    def pipeline_task_records(self, kfp_run_id: str) -> dict[str, str]:
+        """Every task's record on KFP run ``kfp_run_id``'s MLflow run, by task."""
+        with bounded_http_retries(), self.reporting_errors():
+            run_id = pipeline_runs.find_run(self.client, self.experiment_name, kfp_run_id)
+            return pipeline_runs.task_records(self.client, run_id)
 
 
 def orchestrator_tags(instance: DagsterInstance, dagster_run_id: str) -> dict[str, str]:
