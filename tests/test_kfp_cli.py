@@ -75,13 +75,21 @@ def test_a_wrong_option_is_one_line_exit_2_and_nothing_written(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_output_into_a_missing_directory_or_onto_one(cli, tmp_path: Path) -> None:
-    code, _, err = cli("-o", str(tmp_path / "missing" / "p.yaml"))
-    _one_line_error(code, err, "--output")
+def test_output_into_missing_directories_creates_them(cli, tmp_path: Path) -> None:
+    """The README's `-o build/pipeline.yaml` on a fresh clone."""
+    out = tmp_path / "build" / "nested" / "pipeline.yaml"
+    code, _, err = cli("-o", str(out))
+    assert code == 0, err
+    assert out.read_text().startswith("# PIPELINE DEFINITION")
+
+
+def test_output_under_a_file_or_onto_a_directory(cli, tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("x")
     (tmp_path / "dir.yaml").mkdir()
-    code, _, err = cli("-o", str(tmp_path / "dir.yaml"))
-    _one_line_error(code, err, "--output")
-    assert [p.name for p in tmp_path.iterdir()] == ["dir.yaml"]  # no temp file left
+    for target in (tmp_path / "plain" / "p.yaml", tmp_path / "dir.yaml"):
+        code, _, err = cli("-o", str(target))
+        _one_line_error(code, err, "--output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.yaml", "plain"]  # no temp file
 
 
 def test_loopback_uri_from_the_environment_is_refused(
@@ -198,6 +206,7 @@ class RecordingClient:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.pipelines: dict[str, str] = {}
+        self.descriptions: dict[str, str | None] = {}
         self.versions: dict[str, list[tuple[str, str]]] = {}
         self.recurring: dict[str, str] = {}
 
@@ -212,16 +221,23 @@ class RecordingClient:
 
     def list_pipelines(self, filter: str, namespace: str | None) -> Any:
         pid = self.pipelines.get(self._name(filter))
-        return SimpleNamespace(pipelines=[SimpleNamespace(pipeline_id=pid)] if pid else None)
+        found = SimpleNamespace(pipeline_id=pid, description=self.descriptions.get(pid))
+        return SimpleNamespace(pipelines=[found] if pid else None)
 
-    def upload_pipeline(self, package: str, name: str, namespace: str | None) -> Any:
+    def upload_pipeline(
+        self, package: str, name: str, namespace: str | None, description: str | None = None
+    ) -> Any:
+        """As the API server: the first version is named after the pipeline and gets its
+        description (backend/src/apiserver/server/pipeline_upload_server.go:138-142, 2.14.0)."""
         self._call(
             "upload_pipeline",
             pipeline_package_path=package,
             pipeline_name=name,
+            description=description,
             namespace=namespace,
         )
         self.pipelines[name] = f"p-{len(self.pipelines)}"
+        self.descriptions[self.pipelines[name]] = description
         self.versions[self.pipelines[name]] = [(name, "v-0")]
         return SimpleNamespace(pipeline_id=self.pipelines[name])
 
@@ -324,6 +340,25 @@ def test_a_second_deploy_adds_a_version_and_replaces_the_recurring_run(tmp_path:
     # The same file again: nothing new is uploaded.
     deploy(client, _plan(tmp_path, "two"), log=lambda _: None)
     assert [n for n, _ in client.calls].count("upload_pipeline_version") == 1
+
+
+def test_deploying_the_same_yaml_twice_uploads_it_once(tmp_path: Path) -> None:
+    """The first upload's version is named after the pipeline, never after the content; the
+    second deploy of that file must still find it (issue 17, defect 4)."""
+    client = RecordingClient()
+    first = deploy(client, _plan(tmp_path, "one"), log=lambda _: None)
+    second = deploy(client, _plan(tmp_path, "one"), log=lambda _: None)
+    uploads = [n for n, _ in client.calls if n.startswith("upload_")]
+    assert uploads == ["upload_pipeline"]
+    assert second["version_id"] == first["version_id"] == "v-0"
+    run = [kw for name, kw in client.calls if name == "run_pipeline"][-1]
+    assert run["version_id"] == "v-0"
+    # Other content is a new version, found again by its name on the next deploy.
+    deploy(client, _plan(tmp_path, "two"), log=lambda _: None)
+    deploy(client, _plan(tmp_path, "two"), log=lambda _: None)
+    deploy(client, _plan(tmp_path, "one"), log=lambda _: None)
+    uploads = [n for n, _ in client.calls if n.startswith("upload_")]
+    assert uploads == ["upload_pipeline", "upload_pipeline_version"]
 
 
 def test_printed_commands_do_what_host_does(tmp_path: Path) -> None:

@@ -198,10 +198,14 @@ def parse_secret(value: str | None) -> tuple[str | None, tuple[str, ...]]:
 
 
 def check_output(output: Path) -> None:
+    """A file path whose missing parent directories can be created when the file is written."""
     if output.is_dir():
         _fail("-o/--output", f"{output} is a directory; give a file path")
-    if not output.parent.is_dir():
-        _fail("-o/--output", f"directory {output.parent} does not exist")
+    parent = output.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        _fail("-o/--output", f"{parent} is not a directory; give a path under a directory")
 
 
 def parse_params(values: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
@@ -356,6 +360,10 @@ def _main(args: argparse.Namespace) -> int:
         disable_caching=args.disable_caching,
     )
     output = Path(args.output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # `-o build/pipeline.yaml`, fresh clone
+    except OSError as error:
+        _fail("-o/--output", f"cannot create directory {output.parent}: {error.strerror}")
     try:
         compile_pipeline(graph, options, output)
     except ExportError as error:

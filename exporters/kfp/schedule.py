@@ -142,7 +142,9 @@ def _tick_config(schedule: ScheduleDefinition, when: datetime) -> dict[tuple[str
         )
     config = requests[0].run_config
     config = config if isinstance(config, dict) else config.to_config_dict()
-    extra = sorted(set(config) - {"ops"})
+    # How Dagster executes the run's steps (``execution``) has no meaning on KFP, where each task
+    # is a pod of its own: left out. Anything else would be lost, so it is refused.
+    extra = sorted(set(config) - {"ops", "execution"})
     if extra:
         raise ScheduleError(
             f"schedule {schedule.name!r} sets run config {', '.join(extra)}; only ops config "
