@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DATA_DIR := $(or $(STOCK_ASSETS_DATA_DIR),$(CURDIR)/data)
 MLFLOW_UI_PORT ?= 5000
 
-.PHONY: dev test test-fast install lint format export mlflow mlflow-ui serve clean
+.PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'  # as in the Dockerfile, plus dev
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The browser of tests/test_mlflow_ui.py: Debian's chromium at /usr/bin/chromium, driven by
+# Playwright (a dev extra) through that path; Playwright's own browser download is never used.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
 # The instance settings (queue limit for `retrain`, run monitoring): dagster_instance.yaml,
 # copied when $(DAGSTER_HOME)/dagster.yaml is missing or empty (an edited one is kept).
@@ -29,7 +37,7 @@ dev: $(STAMP)
 	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
-test: $(STAMP)
+test: $(STAMP) browser
 	mkdir -p $(DAGSTER_HOME)
 	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
@@ -53,12 +61,14 @@ export: $(STAMP)
 	$(BIN)/python -m exporters.kfp
 
 # Browse the local store (the default when MLFLOW_TRACKING_URI is unset), lean: one worker and
-# none of MLflow 3's GenAI job processes (this project submits no such jobs).
+# none of MLflow 3's GenAI job processes (this project submits no such jobs). It prints the
+# address to open: the experiment's training runs, not MLflow's GenAI overview.
 mlflow-ui: $(STAMP)
-	env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --workers 1 \
-	  --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db -h 127.0.0.1 -p $(MLFLOW_UI_PORT)
+	$(BIN)/python -m stock_assets.mlflow_ops.tracking_server --ui \
+	  --host 127.0.0.1 --port $(MLFLOW_UI_PORT) --data-dir $(DATA_DIR)
 
-# A real tracking server: SQLite backend and a local artifact destination under data/.
+# A real tracking server: SQLite backend and a local artifact destination under data/. Prints
+# the address of the experiment's training runs once it answers.
 mlflow: $(STAMP)
 	$(BIN)/stock-tracking-server --host 127.0.0.1 --port 5001
 

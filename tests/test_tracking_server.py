@@ -30,6 +30,7 @@ from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, production_v
 from stock_assets.mlflow_ops.tracking_server import (
     ARTIFACTS_DIR,
     BACKEND_DB,
+    LANDING_QUERY,
     build_server_command,
     wait_until_ready,
 )
@@ -297,3 +298,25 @@ def test_server_down_fails_fast_naming_the_uri(
     assert production_version(server.client()) == production
     assert _versions(server) == versions
     assert {r.info.run_id for r in _runs(server)} == runs
+
+
+def test_the_printed_address_opens_the_training_runs(server: Server, tmp_path: Path) -> None:
+    """`make mlflow` prints the experiment's runs, and a browser lands there (issue 20, 2)."""
+    from tests.test_mlflow_ui import LANDING, RUN_NAME, check_landing_page
+
+    log = server.data_dir.parent / f"{server.data_dir.name}.log"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not LANDING.search(log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    found = LANDING.search(log.read_text())
+    assert found, log.read_text()[-4000:]
+    client = server.client()
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    runs = f"/#/experiments/{experiment.experiment_id}/runs?{LANDING_QUERY}"
+    assert found.group(1) == server.url + runs
+    client.create_run(experiment.experiment_id, run_name=RUN_NAME)
+    if not client.search_registered_models(f"name = '{REGISTERED_MODEL_NAME}'"):
+        client.create_registered_model(REGISTERED_MODEL_NAME)
+    landed = check_landing_page(found.group(1), tmp_path / "profile", tmp_path / "landing.png")
+    assert f"/experiments/{experiment.experiment_id}/runs" in landed
+    assert "StarletteDeprecationWarning" not in log.read_text()

@@ -7,6 +7,8 @@ and returns the path it wrote. Parent directories are created as needed.
 from __future__ import annotations
 
 import os
+import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 __all__ = [
     "confusion_matrix_png",
     "feature_importance_png",
     "roc_curve_png",
+    "scores_bar_figure",
     "scores_bar_png",
 ]
 
 DPI = 100
+FIGURE_WIDTH = 8.0  # inches, the comparison chart's
+# Characters per line that fit the comparison chart's width at its font sizes.
+LABEL_CHARS = 100
+LEGEND_CHARS = 60
+TITLE_CHARS = 80
 PathLike = str | os.PathLike[str]
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its line breaks (and a wrapped line's indent) as single spaces."""
+    return re.sub(r"\s*\n\s*", " ", text)
 
 
 def _save(fig: Figure, path: PathLike) -> Path:
@@ -46,16 +60,19 @@ def _save(fig: Figure, path: PathLike) -> Path:
         legend = ax.get_legend()
         if legend is not None:
             words += [text.get_text() for text in legend.get_texts()]
+    for legend in fig.legends:
+        words += [text.get_text() for text in legend.get_texts()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(
             out,
             format="png",
             dpi=DPI,
             metadata={
-                "Title": "; ".join(ax.get_title() for ax in axes),
-                "Description": "; ".join(words),
+                "Title": _one_line("; ".join(ax.get_title() for ax in axes)),
+                "Description": _one_line("; ".join(words)),
             },
         )
     finally:
@@ -158,6 +175,78 @@ def feature_importance_png(
     return _save(fig, path)
 
 
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters (continuations indented)."""
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ")) or text
+
+
+def scores_bar_figure(
+    scores: pd.Series,
+    metric: str = "accuracy",
+    baseline: float | None = None,
+    title: str | None = None,
+    baseline_label: str = "baseline",
+    xlabel: str | None = None,
+) -> Figure:
+    """The comparison chart as a figure: one row per candidate, its full label above its bar.
+
+    Labels of any length take a line of their own inside the plot (wrapped to its width), so
+    the bars keep the figure's width; the legend sits under the plot. Laid out by matplotlib's
+    constrained layout, so the title, axis label and legend stay inside the figure.
+    """
+    values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
+    labels = [_wrap(f"{rank}. {label}", LABEL_CHARS) for rank, label in enumerate(values.index, 1)]
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    # Inches of one candidate's row: its bar, a gap, its label's lines, a gap to the next bar.
+    bar, gap, line, spacing = 0.34, 0.04, 0.16, 0.1
+    row = bar + gap + line * lines + spacing
+    fig, ax = plt.subplots(
+        figsize=(FIGURE_WIDTH, max(2.5, row * len(values) + 1.5)), layout="constrained"
+    )
+    top = np.nanmax(values.to_numpy()) if values.notna().any() else np.nan
+    best = [v == top for v in values.to_numpy()]  # ties too
+    colors = ["tab:orange" if b else "tab:blue" for b in best]
+    positions = -np.arange(len(values), dtype=float)  # one unit per row, first on top
+    bars = ax.barh(positions, values.fillna(0.0).to_numpy(), height=bar / row, color=colors)
+    for y, label in zip(positions, labels, strict=True):
+        ax.text(
+            0.005,
+            y + (bar / 2 + gap) / row,
+            label,
+            va="bottom",
+            ha="left",
+            fontsize=9,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
+        )
+    last = positions[-1] if len(values) else 0.0
+    ax.set_ylim(last - (bar / 2 + spacing) / row, (bar / 2 + gap + line * lines + gap) / row)
+    texts = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values.to_numpy()]
+    ax.bar_label(
+        bars,
+        labels=texts,
+        padding=3,
+        fontsize=9,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
+    )
+    ax.set_yticks([])
+    upper = np.nanmax([1.0, *values.to_numpy(), baseline if baseline is not None else np.nan])
+    ax.set_xlim(0, float(upper) * 1.12)  # room for the value labels
+    handles = [Patch(color="tab:orange", label="best")]
+    if not all(best):
+        handles.append(Patch(color="tab:blue", label="other candidates"))
+    if baseline is not None:
+        line = ax.axvline(baseline, color="red", linestyle="--", zorder=0.5)
+        line.set_label(_wrap(f"{baseline_label} = {baseline:.3f}", LEGEND_CHARS))
+        handles.append(line)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9
+    )
+    ax.set_xlabel(_wrap(xlabel or metric, TITLE_CHARS))
+    ax.set_title(_wrap(title or f"Candidate models: {metric}", TITLE_CHARS))
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def scores_bar_png(
     scores: pd.Series,
     path: PathLike,
@@ -170,28 +259,8 @@ def scores_bar_png(
     """Compare candidate models: one horizontal bar per candidate, the best one(s) highlighted.
 
     ``scores`` is indexed by candidate label, its values are ``metric``. Candidates keep their
-    given order, first on top. ``baseline`` draws a vertical line, named
-    ``baseline_label`` in the legend; ``xlabel`` defaults to ``metric``.
+    given order, first on top, each numbered and labelled above its bar. ``baseline`` draws a
+    vertical line, named ``baseline_label`` in the legend; ``xlabel`` defaults to ``metric``.
     """
-    values = pd.Series(scores.to_numpy(dtype=float), index=[str(x) for x in scores.index])
-    values = values.iloc[::-1]  # first candidate on top
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.45 * len(values) + 1.5)))
-    top = np.nanmax(values.to_numpy()) if values.notna().any() else np.nan
-    colors = ["tab:orange" if v == top else "tab:blue" for v in values.to_numpy()]  # ties too
-    positions = np.arange(len(values))
-    bars = ax.barh(positions, values.fillna(0.0).to_numpy(), color=colors)
-    ax.set_yticks(positions, labels=list(values.index))
-    ax.set_ylim(-0.6, len(values) - 0.4)
-    texts = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values.to_numpy()]
-    ax.bar_label(bars, labels=texts, padding=3, fontsize=9)
-    if baseline is not None:
-        ax.axvline(
-            baseline, color="red", linestyle="--", label=f"{baseline_label} = {baseline:.3f}"
-        )
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
-    upper = np.nanmax([1.0, *values.to_numpy(), baseline if baseline is not None else np.nan])
-    ax.set_xlim(0, float(upper) * 1.12)  # room for the value labels
-    ax.set_xlabel(xlabel or metric)
-    ax.set_title(title or f"Candidate models: {metric}")
-    ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    figure = scores_bar_figure(scores, metric, baseline, title, baseline_label, xlabel)
+    return _save(figure, path)
