@@ -7,7 +7,7 @@ Two measurements, each in fresh subprocesses of the venv's Python, from the proj
   untimed warm-up of each. The difference of the medians is the exporter's own cost
   (target: <= 0.5 s).
 * ``run``: the whole pipeline with its default parameters, run by ``dagster asset materialize
-  --select '*'`` (multiprocess executor, as from a user's shell), by ``dagster.materialize`` in
+  --select '*'`` (the default executor, as from a user's shell), by ``dagster.materialize`` in
   one process (in-process executor, for reference) and by kfp.local (SubprocessRunner) from the
   exported YAML. Every run gets fresh temporary directories (DAGSTER_HOME, data directory,
   MLflow SQLite store, pipeline root), so each pays the same first-run costs (creating the
@@ -413,7 +413,7 @@ def kfp_run(variant: str, timed: Timed) -> RunResult:
 # 2. Run cost: the three variants
 # --------------------------------------------------------------------------------------
 
-CLI = "dagster CLI (multiprocess)"
+CLI = "dagster CLI (default executor)"
 IN_PROCESS = "dagster in-process"
 KFP = "kfp.local (subprocess)"
 

@@ -524,13 +524,17 @@ def run_in_process(
 
 
 def run_cli(work: Path, label: str, tickers: int, days: int) -> RunReport:
-    """``dagster asset materialize`` (multiprocess executor) with the config as a YAML file."""
+    """``dagster asset materialize`` with the config as a YAML file, on the executor the nightly
+    schedule chooses for that size (multiprocess at scale, in-process at seed size)."""
     import yaml
     from dagster import DagsterInstance
 
+    from stock_assets.defs.executor import execution_for
+
     sandbox = Sandbox(work / label)
     config_file = sandbox.root / "run_config.yaml"
-    config_file.write_text(yaml.safe_dump(run_config(tickers, days)))
+    config = {**run_config(tickers, days), "execution": {"config": execution_for(tickers * days)}}
+    config_file.write_text(yaml.safe_dump(config))
     cmd = [DAGSTER, "asset", "materialize", "-m", MODULE, "--select", ASSET_SELECTION]
     cmd += ["-c", str(config_file)]
     measured = run_measured(cmd, sandbox.env(), sandbox.root / "run.log", RUN_TIMEOUT_S)

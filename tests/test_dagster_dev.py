@@ -202,6 +202,7 @@ def test_a_failing_step_without_mlflow_fails_the_mlflow_run_from_the_ui(
     config = launchpad_defaults()
     config["ops"]["stock_data"]["config"]["days"] = 300
     config["ops"]["model"]["ops"]["plan_candidates"]["config"]["model_type"] = "svm"
+    config["execution"] = {"config": {"multiprocess": {}}}  # each step in a process of its own
     run_id = _launch(url, config)
     assert _wait(url, run_id) == "FAILURE"
 

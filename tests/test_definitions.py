@@ -14,6 +14,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.core.selection import DEFAULT_CANDIDATES
 from stock_assets.definitions import defs
+from stock_assets.defs.executor import MULTIPROCESS_FROM_ROWS, execution_for
 from stock_assets.defs.schedules import nightly_retrain
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
@@ -46,17 +47,23 @@ def test_nightly_schedule_passes_the_tick_date_as_end_date() -> None:
     assert validate_run_config(job, request.run_config)
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert selected == {"stock_data", "features", "model", "deploy_decision", "deployed_model"}
+    # the default size runs in one process; at scale, one process per step
+    assert request.run_config["execution"]["config"] == {"in_process": {}}
+    assert execution_for(MULTIPROCESS_FROM_ROWS) == {"multiprocess": {}}
+    assert execution_for(MULTIPROCESS_FROM_ROWS - 1) == {"in_process": {}}
 
 
 @pytest.mark.slow
 def test_cli_materialize_all_leaves_exactly_one_finished_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`dagster asset materialize --select '*'`: multiprocess, one step per process."""
+    """`dagster asset materialize --select '*'`, multiprocess: one step per process."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "dagster_home").mkdir()
+    multiprocess = '{"execution": {"config": {"multiprocess": {}}}}'
     done = subprocess.run(
-        [DAGSTER, "asset", "materialize", "--select", "*", "-m", "stock_assets.definitions"],
+        [DAGSTER, "asset", "materialize", "--select", "*", "-m", "stock_assets.definitions"]
+        + ["--config-json", multiprocess],
         cwd=tmp_path,
         env=env_for_subprocess(
             MLFLOW_TRACKING_URI=uri,
@@ -143,6 +150,9 @@ def test_multiprocess_runs_fork_warm_workers_unless_told_otherwise() -> None:
     for execution in ({"in_process": {}}, {"multiprocess": {"max_concurrent": 1}}):
         assert validate_run_config(job, {"execution": {"config": execution}}) is not None
     resolved = validate_run_config(job, {})["execution"]["multi_or_in_process_warm"]
+    assert resolved == {"in_process": {"retries": {"enabled": {}}}}  # the default: one process
+    chosen = {"execution": {"config": {"multiprocess": {}}}}
+    resolved = validate_run_config(job, chosen)["execution"]["multi_or_in_process_warm"]
     assert resolved["multiprocess"]["start_method"] == warm
     assert PRELOADED[0] == defs_module()
 

@@ -1,10 +1,11 @@
-"""How a run's steps execute locally: Dagster's multiprocess executor, workers forked warm.
+"""How a run's steps execute locally: in the run's process by default, multiprocess at scale.
 
-By default every step of a multiprocess run starts a fresh Python that imports Dagster, MLflow,
-scikit-learn and the project again, seconds per step; the graph has about fifteen steps (one
-per candidate among them). Here the default start method is ``forkserver`` with the project
-preloaded, so each step's process is forked from one that has already imported it. A run config
-can still choose anything Dagster's default executor takes (``in_process``, another
+At the default size (one ticker, 500 days) the steps' own work is a few seconds, and starting a
+process per step costs more than it saves: a run executes ``in_process`` unless its config says
+``multiprocess``. At scale (:func:`execution_for`: the nightly schedule uses it) the candidates'
+scoring steps run side by side in processes forked from a ``forkserver`` that preloaded the
+project, so no step imports Dagster, MLflow and scikit-learn again. A run config can choose
+anything Dagster's default executor takes (``in_process``, ``multiprocess`` with another
 ``start_method``, ``max_concurrent``: how many steps run at once, default the CPU count).
 
 The executor also ends the run's MLflow run when the last step is done, FAILED if any step
@@ -22,6 +23,7 @@ from dagster import (
     DagsterExecutionInterruptedError,
     Definitions,
     Executor,
+    Field,
     InitExecutorContext,
     definitions,
     executor,
@@ -43,6 +45,18 @@ PRELOADED = [
     "sklearn.preprocessing",
     "skops.io",
 ]
+
+
+#: Rows (tickers x days) from which a run pays for a process per step: measured with
+#: ``benchmarks/bench_first_run.py`` and ``bench_scale.py`` (README, *Scale*).
+MULTIPROCESS_FROM_ROWS = 100_000
+#: The executor config of a run that sets none.
+DEFAULT_EXECUTION: dict[str, Any] = {"in_process": {}}
+
+
+def execution_for(rows: int) -> dict[str, Any]:
+    """The executor config for a run over ``rows`` bars: in-process, multiprocess at scale."""
+    return {"multiprocess": {}} if rows >= MULTIPROCESS_FROM_ROWS else {"in_process": {}}
 
 
 def with_warm_workers(config: dict[str, Any]) -> dict[str, Any]:
@@ -109,11 +123,14 @@ def ending_mlflow_run(init_context: InitExecutorContext) -> Executor:
 
 @definitions
 def executor_definitions() -> Definitions:
-    """Dagster's default executor with warm workers by default (same config schema)."""
+    """Dagster's default executor, in-process unless told otherwise, warm when multiprocess."""
     return Definitions(
         executor=ending_mlflow_run.configured(
             with_warm_workers,
             name="multi_or_in_process_warm",
-            config_schema=multi_or_in_process_executor.config_schema,
+            config_schema=Field(
+                multi_or_in_process_executor.config_schema.as_field().config_type,
+                default_value=DEFAULT_EXECUTION,
+            ),
         )
     )

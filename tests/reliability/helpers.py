@@ -69,11 +69,12 @@ class Sandbox:
     ) -> subprocess.Popen:
         """Start ``dagster asset materialize`` in its own process group.
 
-        ``in_process`` runs every step in the CLI's process (faster: one Python start-up).
+        ``in_process`` runs every step in the CLI's process (the default); False: a process per
+        step (the multiprocess executor, forked warm).
         """
         config: dict[str, Any] = run_config(ops or {})
-        if in_process:
-            config["execution"] = {"config": {"in_process": {}}}
+        execution = {"in_process": {}} if in_process else {"multiprocess": {}}
+        config["execution"] = {"config": execution}
         out = open(log or self.root / f"run-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
             [
