@@ -229,3 +229,56 @@ def test_end_date_ends_the_window(deployed, data_dir: Path) -> None:
     bars = read_value(latest_path(data_dir, "stock_data"))
     assert bars["Date"].max() == pd.Timestamp("2026-11-27")
     assert len(bars) == 500
+
+
+BACKTEST_METRICS = (
+    "sharpe",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "turnover",
+    "hit_rate",
+    "excess_return",
+    "information_ratio",
+    "annual_return_gross",
+    "ic_mean",
+    "ic_tstat",
+    "icir",
+    "deflated_sharpe",
+    "returns_skewness",
+    "returns_kurtosis",
+)
+
+
+def test_the_backtest_is_in_dagster_and_mlflow_beside_accuracy(deployed) -> None:
+    """The default run's backtest: its figures as Dagster metadata and MLflow metrics (equal),
+    its two charts inline and as artifacts, and its daily returns give back its Sharpe."""
+    from stock_assets.core.signal_metrics import sharpe_ratio
+
+    result, _ = deployed
+    run = mlflow_run_for(result)
+    model_value = result.output_for_node("model")
+    metadata = result.asset_materializations_for_node("model")[0].metadata
+    for name in ("accuracy", *BACKTEST_METRICS):
+        assert metadata[name].value == model_value.metrics[name]
+        assert run.data.metrics[name] == pytest.approx(model_value.metrics[name], abs=1e-6)
+    assert model_value.metrics["n_trials"] == len(DEFAULT_CANDIDATES) == model_value.n_trials
+    assert run.data.params["n_trials"] == str(len(DEFAULT_CANDIDATES))
+    assert run.data.params["backtest_cost_bps"] == "5.0"
+    charts = metadata["backtest"].value
+    assert charts.count("data:image/png;base64,") == 2 and "buy-and-hold" in charts
+
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "backtest")}
+    assert artifacts == {
+        "backtest/equity_curve.png",
+        "backtest/drawdown.png",
+        "backtest/daily_returns.csv",
+    }
+    daily = pd.read_csv(client.download_artifacts(run.info.run_id, "backtest/daily_returns.csv"))
+    assert daily["date"].iloc[0] == str(model_value.test_window.first)
+    assert sharpe_ratio(daily["strategy_net"].to_numpy()) == pytest.approx(
+        model_value.metrics["sharpe"], abs=1e-5
+    )
+    decision = result.asset_materializations_for_node("deploy_decision")[0].metadata
+    assert decision["gate_metric"].value == "accuracy"

@@ -6,7 +6,13 @@ import datetime as dt
 
 import pytest
 
-from stock_assets.core.decision import ModelRecord, RecordMismatch, as_recorded, decide
+from stock_assets.core.decision import (
+    ModelRecord,
+    RecordMismatch,
+    as_recorded,
+    check_gate_threshold,
+    decide,
+)
 from stock_assets.core.values import Champion, DateWindow, TrainedModel
 
 WINDOW = DateWindow(dt.date(2024, 1, 1), dt.date(2024, 3, 29))
@@ -143,3 +149,71 @@ def test_a_record_without_the_judged_metric_is_refused() -> None:
     record = ModelRecord("7", "run", {"baseline_accuracy": 0.51}, {})
     with pytest.raises(RecordMismatch, match="logged no metric 'accuracy'"):
         as_recorded(trained(0.6), record, "stored model value x")
+
+
+# the gate metric: the backtest's figures, judged like accuracy, production on the same metric
+
+
+def signalled(sharpe: float, dsr: float) -> TrainedModel:
+    import dataclasses
+
+    model = trained(0.52)
+    metrics = {**model.metrics, "sharpe": sharpe, "excess_return": 0.02, "deflated_sharpe": dsr}
+    return dataclasses.replace(model, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "deploy", "fragment"),
+    [
+        ("deflated_sharpe", None, True, "test deflated_sharpe 0.9700 meets the threshold 0.9500"),
+        ("deflated_sharpe", 0.99, False, "test deflated_sharpe 0.9700 is below the threshold"),
+        ("sharpe", None, True, "test sharpe 1.2000 meets the threshold 0.5000"),
+        ("excess_return", 0.05, False, "test excess_return 0.0200 is below the threshold 0.05"),
+    ],
+)
+def test_the_gate_metric_decides_with_its_threshold(
+    metric: str, threshold: float | None, deploy: bool, fragment: str
+) -> None:
+    """Accuracy 0.52 is below the 0.55 accuracy threshold: only the gate metric counts."""
+    decision = decide(signalled(1.2, 0.97), 0.55, Champion(), True, metric, threshold)
+    assert decision.deploy is deploy and decision.reason.startswith(fragment)
+    expected = signalled(1.2, 0.97).metrics[metric]
+    assert (decision.gate_metric, decision.gate_value) == (metric, expected)
+    assert decision.accuracy == 0.52  # still recorded
+
+
+def test_production_is_compared_on_the_gate_metric_not_accuracy() -> None:
+    """Production's accuracy is higher, its Sharpe lower: the Sharpe gate deploys."""
+    champion = Champion("3", accuracy=0.70, gate_value=0.8)
+    decision = decide(signalled(1.2, 0.97), 0.5, champion, True, "sharpe", 0.5)
+    assert decision.deploy is True and decision.champion_gate_value == 0.8
+    assert decision.reason.endswith(
+        "beats production version 3 (sharpe 0.8000) on the same test window"
+    )
+    worse = decide(signalled(0.7, 0.97), 0.5, champion, True, "sharpe", 0.5)
+    assert worse.deploy is False and "does not beat production version 3 (sharpe" in worse.reason
+
+
+def test_a_model_without_the_gate_metric_is_refused_in_one_line() -> None:
+    with pytest.raises(RecordMismatch, match="has no metric 'sharpe'"):
+        decide(trained(0.6), 0.5, Champion(), True, "sharpe")
+    with pytest.raises(ValueError, match=r"gate_threshold=1.5 for gate_metric='deflated_sharpe'"):
+        check_gate_threshold("deflated_sharpe", 1.5)
+
+
+def test_the_record_must_hold_the_gate_metric_and_the_backtest_settings() -> None:
+    import dataclasses
+
+    model = signalled(1.2, 0.97)
+    with pytest.raises(RecordMismatch, match="logged no metric 'sharpe'"):
+        as_recorded(model, RECORD, "stored model value x", ("accuracy", "sharpe"))
+    record = dataclasses.replace(
+        RECORD,
+        metrics={**model.metrics},
+        params={**RECORD.params, "backtest_cost_bps": "5.0", "n_trials": "5"},
+    )
+    assert as_recorded(dataclasses.replace(model, n_trials=5), record, "x").n_trials == 5
+    with pytest.raises(RecordMismatch, match="field 'n_trials' is '1' but MLflow recorded '5'"):
+        as_recorded(model, record, "x")
+    with pytest.raises(RecordMismatch, match="field 'backtest_cost_bps' is '0.0'"):
+        as_recorded(dataclasses.replace(model, cost_bps=0.0, n_trials=5), record, "x")

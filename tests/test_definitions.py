@@ -129,7 +129,7 @@ def test_cli_materialize_all_leaves_exactly_one_finished_run(
     (trained,) = [e.user_message for e in logs if "always-majority baseline" in e.user_message]
     window = run.data.tags["mlflow.note.content"].split("on the test window ")[1].split(" (")[0]
     assert f"(always-majority baseline on the same test window {window}: " in trained, trained
-    assert f"{run.data.metrics['baseline_accuracy']:.4f}), version " in trained, trained
+    assert f"{run.data.metrics['baseline_accuracy']:.4f}); backtest after " in trained, trained
 
 
 def test_multiprocess_runs_fork_warm_workers_unless_told_otherwise() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import mlflow
@@ -109,6 +110,13 @@ def test_approved_run_matches_dagster_and_moves_production(
         dagster_model.metrics,
     )
     assert run.data.metrics["accuracy"] == pytest.approx(dagster_model.metrics["accuracy"])
+    # The backtest's figures too (logged, in the value and in the task's KFP Metrics output).
+    assert kfp_model.n_trials == dagster_model.n_trials == len(DEFAULT_CANDIDATES)
+    output = json.loads((run_dir / "model-train-best" / "executor_output.json").read_text())
+    (kfp_metrics,) = output["artifacts"]["metrics"]["artifacts"]
+    for name in ("sharpe", "excess_return", "ic_mean", "deflated_sharpe", "max_drawdown"):
+        assert run.data.metrics[name] == pytest.approx(dagster_model.metrics[name], abs=1e-6)
+        assert kfp_metrics["metadata"][name] == dagster_model.metrics[name]
 
     # Each default candidate was scored in its own ParallelFor iteration, with Dagster's scores.
     scored = [

@@ -202,3 +202,24 @@ def test_a_named_type_is_one_plan_without_comparison() -> None:
     assert not plan.compare and plan.hyperparameters == {"n_estimators": 7, "max_depth": 10}
     chosen, comparison = rank_scores([CandidateScore(plan, (), 0.0)])
     assert comparison is None and chosen.hyperparameters == plan.hyperparameters
+
+
+@pytest.mark.parametrize("embargo", [1, 5])
+def test_the_embargo_is_the_dates_purged_between_fit_and_validation(
+    train_rows: pd.DataFrame, embargo: int
+) -> None:
+    dates = train_rows["Date"].to_numpy()
+    distinct = np.sort(np.unique(dates))
+    for fit_idx, val_idx in walk_forward_folds(train_rows, 3, embargo):
+        gap = distinct[(distinct > dates[fit_idx].max()) & (distinct < dates[val_idx].min())]
+        assert len(gap) == embargo
+
+
+def test_an_embargo_shorter_than_the_label_is_refused(train_rows: pd.DataFrame) -> None:
+    with pytest.raises(TrainingError, match=r"^embargo=0 must be a whole number of dates >= 1"):
+        walk_forward_folds(train_rows, 3, 0)
+    n_dates = train_rows["Date"].nunique()
+    with pytest.raises(TrainingError, match=f"needs at least {n_dates + 1} training dates"):
+        walk_forward_folds(train_rows, 3, n_dates - 3)
+    plans = plan_candidates("auto", ["logistic"], embargo=4, cost_bps=2.0, long_short=True)
+    assert (plans[0].embargo, plans[0].cost_bps, plans[0].long_short) == (4, 2.0, True)

@@ -28,6 +28,12 @@ DRIFT = 0.0001
 VOLATILITY = 0.02
 START_DATE = "2023-01-01"
 
+#: The synthetic processes: the reference's random walk (nothing to predict), or the same walk
+#: with a planted, weak, known edge: each day's return repeats a share of the previous one's.
+SYNTHETIC_PROCESSES = ("random_walk", "planted_edge")
+#: The planted edge's lag-1 autocorrelation of daily returns (a weak momentum).
+PLANTED_AUTOCORRELATION = 0.15
+
 # Bars carry datetime64[ns] dates, which hold 1677-09-21 to 2262-04-11 only (beyond, numpy
 # wraps silently). These bounds keep every synthetic window inside that range with a margin:
 # MAX_DAYS business days (about 96 years) after START_DATE or before any allowed end_date.
@@ -109,6 +115,29 @@ def check_tickers(tickers: Iterable[str]) -> list[str]:
     return names
 
 
+def check_process(process: str) -> str:
+    """``process`` if it names one of :data:`SYNTHETIC_PROCESSES`."""
+    if process not in SYNTHETIC_PROCESSES:
+        raise DataValidationError(
+            f"process={process!r} is not a synthetic process; choose one of "
+            f"{', '.join(SYNTHETIC_PROCESSES)}"
+        )
+    return process
+
+
+def autocorrelated(returns: np.ndarray, phi: float) -> np.ndarray:
+    """Rows of i.i.d. normal returns made AR(1) with lag-1 autocorrelation ``phi``, in place.
+
+    ``x[t] = mu + phi (x[t-1] - mu) + sqrt(1 - phi^2) (e[t] - mu)``: the mean and the variance
+    of each day's return stay those of the draws, only today now leans on yesterday.
+    """
+    mu = DRIFT
+    scale = np.sqrt(1.0 - phi**2)
+    for t in range(1, returns.shape[1]):
+        returns[:, t] = mu + phi * (returns[:, t - 1] - mu) + scale * (returns[:, t] - mu)
+    return returns
+
+
 def check_end_date(end_date: str | None, field: str = "end_date") -> pd.Timestamp | None:
     """The ISO date ``end_date`` (``YYYY-MM-DD``, a time of day allowed) as a naive Timestamp."""
     if end_date is None:
@@ -147,14 +176,18 @@ def generate_gbm(
     seed: int = 42,
     tickers: Sequence[str] = (DEFAULT_TICKER,),
     end_date: str | None = None,
+    process: str = "random_walk",
 ) -> pd.DataFrame:
     """Synthetic daily bars: the reference pipeline's geometric Brownian motion, per ticker.
 
     Dates are ``days`` business days (Mon-Fri, no holidays) from 2023-01-01, or, with
     ``end_date``, the ``days`` business days ending on or before ``end_date``. With the
     defaults the frame equals the reference pipeline's ``generate_data`` value for value.
+    ``process="planted_edge"`` makes the same draws' returns autocorrelated
+    (:data:`PLANTED_AUTOCORRELATION`), a weak edge a model can find.
     """
     days, seed = check_days(days), check_seed(seed)
+    check_process(process)
     names = check_tickers(tickers)
     end = check_end_date(end_date)
 
@@ -174,6 +207,8 @@ def generate_gbm(
         high_noise[i] = rng.normal(0.5, 0.2, days)
         low_noise[i] = rng.normal(0.5, 0.2, days)
         uniform[i] = rng.uniform(0.5, 1.5, days)
+    if process == "planted_edge":
+        autocorrelated(returns, PLANTED_AUTOCORRELATION)
 
     # The reference pipeline's arithmetic, vectorised over tickers (row i = ticker i), in
     # place where possible (the same IEEE operations, so the same values). The prices are computed

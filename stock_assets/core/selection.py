@@ -58,6 +58,8 @@ CANDIDATE_PRESETS: dict[str, list[str]] = {
     "reference": REFERENCE_CANDIDATES,
 }
 SELECTION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+#: Dates a row's label looks ahead: the Target compares the next date's close with today's.
+LABEL_HORIZON = 1
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,16 @@ def check_cv_folds(folds: int) -> int:
     if folds < 2:
         raise TrainingError(f"cv_folds={folds} must be at least 2")
     return folds
+
+
+def check_embargo(embargo: int) -> int:
+    """``embargo`` if it is at least the label horizon: the Target is the next date's move."""
+    if isinstance(embargo, bool) or not isinstance(embargo, int) or embargo < LABEL_HORIZON:
+        raise TrainingError(
+            f"embargo={embargo!r} must be a whole number of dates >= {LABEL_HORIZON} (the "
+            "label horizon: a row's Target is the next date's close)"
+        )
+    return embargo
 
 
 def parse_candidate(spec: str) -> Candidate:
@@ -154,34 +166,41 @@ def parse_candidates(specs: Sequence[str]) -> list[Candidate]:
 
 
 def walk_forward_folds(
-    train_rows: pd.DataFrame, n_splits: int
+    train_rows: pd.DataFrame, n_splits: int, embargo: int = LABEL_HORIZON
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``TimeSeriesSplit`` over distinct dates: (fit rows, validation rows) index arrays.
 
-    One date separates each fit block from its validation block (``gap=1``): a row's Target is
-    the next date's move, so the last fit date's label would otherwise be a validation price.
+    ``embargo`` dates separate each fit block from its validation block (``gap``), at least the
+    label horizon: a row's Target is the next date's move, so the last fit date's label would
+    otherwise be a validation date's price (purged); a longer embargo also keeps the validation
+    rows' look-back features (up to 50 dates) from sharing the fit block's last prices.
     """
     from sklearn.model_selection import TimeSeriesSplit
 
+    check_embargo(embargo)
     dates = np.sort(train_rows["Date"].unique())
-    if len(dates) < n_splits + 2:
+    needed = n_splits + 1 + embargo
+    if len(dates) < needed:
         raise TrainingError(
-            f"walk-forward validation with cv_folds={n_splits} needs at least {n_splits + 2} "
-            f"training dates, got {len(dates)}; lower cv_folds or provide more history"
+            f"walk-forward validation with cv_folds={n_splits} and embargo={embargo} needs at "
+            f"least {needed} training dates, got {len(dates)}; lower cv_folds or embargo or "
+            "provide more history"
         )
     row_dates = train_rows["Date"].to_numpy()
     folds = []
-    for fit_idx, val_idx in TimeSeriesSplit(n_splits=n_splits, gap=1).split(dates):
+    for fit_idx, val_idx in TimeSeriesSplit(n_splits=n_splits, gap=embargo).split(dates):
         fit_rows = np.flatnonzero(np.isin(row_dates, dates[fit_idx]))
         val_rows = np.flatnonzero(np.isin(row_dates, dates[val_idx]))
         folds.append((fit_rows, val_rows))
     return folds
 
 
-def checked_folds(train_rows: pd.DataFrame, cv_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def checked_folds(
+    train_rows: pd.DataFrame, cv_folds: int, embargo: int = LABEL_HORIZON
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The walk-forward folds, each fit block checked to hold both classes."""
     y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
-    folds = walk_forward_folds(train_rows, cv_folds)
+    folds = walk_forward_folds(train_rows, cv_folds, embargo)
     for fit_idx, _ in folds:
         check_both_classes(y[fit_idx], "training target of a walk-forward fold")
     return folds
@@ -201,13 +220,15 @@ def score_candidate(
     random_state: int = DEFAULT_RANDOM_STATE,
     feature_columns: Sequence[str] = FEATURE_COLUMNS,
     n_jobs: int = 2,
+    embargo: int = LABEL_HORIZON,
 ) -> list[dict[str, float]]:
     """One candidate's metrics on each walk-forward fold of ``train_rows``, earliest first."""
     columns = list(feature_columns)
     X = train_rows[columns].to_numpy(dtype="float64")
     y = train_rows[TARGET_COLUMN].to_numpy().astype(int)
     # rows sorted by date make each block contiguous: slices are views, not copies of X
-    folds = [(_contiguous(f), _contiguous(v)) for f, v in checked_folds(train_rows, cv_folds)]
+    blocks = checked_folds(train_rows, cv_folds, embargo)
+    folds = [(_contiguous(f), _contiguous(v)) for f, v in blocks]
 
     def score(fit_idx: np.ndarray | slice, val_idx: np.ndarray | slice) -> dict[str, float]:
         pipeline = build_pipeline(
@@ -268,6 +289,7 @@ def compare_candidates(
     random_state: int = DEFAULT_RANDOM_STATE,
     feature_columns: Sequence[str] = FEATURE_COLUMNS,
     n_jobs: int = 2,
+    embargo: int = LABEL_HORIZON,
 ) -> Comparison:
     """Every candidate scored (:func:`score_candidate`) then ranked (:func:`rank_candidates`).
 
@@ -275,7 +297,7 @@ def compare_candidates(
     """
     check_selection_metric(selection_metric)
     fold_scores = [
-        score_candidate(train_rows, c, cv_folds, random_state, feature_columns, n_jobs)
+        score_candidate(train_rows, c, cv_folds, random_state, feature_columns, n_jobs, embargo)
         for c in candidates
     ]
     return rank_candidates(candidates, fold_scores, selection_metric)
@@ -289,11 +311,15 @@ def plan_candidates(
     cv_folds: int = 3,
     selection_metric: str = "accuracy",
     random_state: int = DEFAULT_RANDOM_STATE,
+    embargo: int = LABEL_HORIZON,
+    cost_bps: float = 5.0,
+    long_short: bool = False,
 ) -> list[CandidatePlan]:
     """What the ``model`` asset fans out: every candidate with ``model_type="auto"``, else the
     one named type with ``overrides`` on its defaults (trained without a comparison)."""
     check_selection_metric(selection_metric)
     check_cv_folds(cv_folds)
+    check_embargo(embargo)
     compare = model_type == "auto"
     chosen = (
         parse_candidates(candidates)
@@ -312,6 +338,9 @@ def plan_candidates(
             cv_folds=cv_folds,
             selection_metric=selection_metric,
             random_state=random_state,
+            embargo=embargo,
+            cost_bps=cost_bps,
+            long_short=long_short,
         )
         for order, candidate in enumerate(chosen)
     ]
@@ -337,7 +366,8 @@ def rank_scores(scores: Sequence[CandidateScore]) -> tuple[Candidate, Comparison
             f"expected the scores of candidates {expected}, got "
             f"{[s.plan.order for s in ordered]}; every candidate must be scored once"
         )
-    shared = ("compare", "test_size", "cv_folds", "selection_metric", "random_state")
+    shared = ("compare", "test_size", "cv_folds", "selection_metric", "random_state", "embargo")
+    shared += ("cost_bps", "long_short")
     for score in ordered:
         if any(getattr(score.plan, f) != getattr(first, f) for f in shared):
             raise TrainingError(f"candidate {score.plan.label!r} was scored with other settings")

@@ -56,6 +56,9 @@ class CandidatePlan:
     cv_folds: int
     selection_metric: str
     random_state: int
+    embargo: int = 1  # dates left out between each fold's fit and validation blocks
+    cost_bps: float = 5.0  # the backtest's costs, basis points per unit of turnover
+    long_short: bool = False  # the backtest shorts when the model says down (else flat)
 
     @property
     def mapping_key(self) -> str:
@@ -86,6 +89,10 @@ class TrainedModel:
     serving_model_uri: str  # the pyfunc the registry version points at
     registered_version: str
     mlflow_run_id: str
+    # the backtest's settings (its figures are in ``metrics``, logged to the same run)
+    cost_bps: float = 5.0
+    long_short: bool = False
+    n_trials: int = 1  # candidates compared: the deflated Sharpe ratio's number of trials
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class Champion:
     version: str | None = None  # None: no production model yet
     accuracy: float | None = None  # None: not scored (see note)
     note: str = ""
+    gate_value: float | None = None  # the gate metric on the same window, when not accuracy
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,10 @@ class Decision:
     model_type: str
     model_uri: str
     registered_version: str
+    gate_metric: str = "accuracy"  # the metric that decided
+    gate_value: float | None = None  # its value for the model
+    gate_threshold: float | None = None
+    champion_gate_value: float | None = None  # its value for production, same window
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,33 @@ from typing import Any, TypeVar
 from dagster import Config, Failure
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from stock_assets.core.backtest import DEFAULT_COST_BPS, check_cost_bps
 from stock_assets.core.data import (
     EARLIEST_END_DATE,
     LATEST_END_DATE,
     MAX_DAYS,
     MIN_ROWS_PER_TICKER,
+    SYNTHETIC_PROCESSES,
     check_days,
     check_end_date,
+    check_process,
     check_seed,
     check_tickers,
 )
-from stock_assets.core.decision import check_accuracy_threshold
+from stock_assets.core.decision import (
+    DEFAULT_GATE_THRESHOLDS,
+    GATE_METRICS,
+    check_accuracy_threshold,
+    check_gate_metric,
+    check_gate_threshold,
+)
 from stock_assets.core.selection import (
     CANDIDATE_PRESETS,
     DEFAULT_CANDIDATES,
+    LABEL_HORIZON,
     SELECTION_METRICS,
     check_cv_folds,
+    check_embargo,
     check_selection_metric,
     parse_candidates,
 )
@@ -97,6 +108,14 @@ class StockDataConfig(Config):
         ),
     )
 
+    process: str = Field(
+        default="random_walk",
+        description=(
+            f"Synthetic process: {' or '.join(SYNTHETIC_PROCESSES)} (the same draws with "
+            "autocorrelated returns: a weak, known edge). Ignored for a CSV."
+        ),
+    )
+
     @field_validator("csv_path", "end_date", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -123,6 +142,11 @@ class StockDataConfig(Config):
     def _iso_date(cls, end_date: str | None) -> str | None:
         config_rule(check_end_date, end_date)
         return end_date
+
+    @field_validator("process")
+    @classmethod
+    def _known_process(cls, process: str) -> str:
+        return config_rule(check_process, process)
 
 
 class ModelConfig(Config):
@@ -178,6 +202,21 @@ class ModelConfig(Config):
         description="logistic iterations (unset: 1000); hist_gradient_boosting rounds (200).",
     )
     random_state: int = Field(default=42, description="Random state of the classifiers.")
+    embargo: int = Field(
+        default=LABEL_HORIZON,
+        description=(
+            f"Dates left out between each walk-forward fit block and its validation block, "
+            f">= {LABEL_HORIZON} (the label horizon: the Target is the next date's move)."
+        ),
+    )
+    cost_bps: float = Field(
+        default=DEFAULT_COST_BPS,
+        description="Backtest costs, basis points per unit of turnover (5 = 0.05 % traded).",
+    )
+    long_short: bool = Field(
+        default=False,
+        description="Backtest: short when the model says down (default: flat, long only).",
+    )
 
     @field_validator("model_type")
     @classmethod
@@ -204,6 +243,16 @@ class ModelConfig(Config):
     @classmethod
     def _open_unit_interval(cls, test_size: float) -> float:
         return config_rule(check_test_size, test_size)
+
+    @field_validator("embargo")
+    @classmethod
+    def _embargo_covers_the_label(cls, embargo: int) -> int:
+        return config_rule(check_embargo, embargo)
+
+    @field_validator("cost_bps")
+    @classmethod
+    def _cost_in_bps(cls, cost_bps: float) -> float:
+        return config_rule(check_cost_bps, cost_bps)
 
     @field_validator("n_estimators", "max_depth", "max_iter", "learning_rate", "C")
     @classmethod
@@ -244,11 +293,46 @@ class DeployDecisionConfig(Config):
         default=True,
         description="Also require beating the production model on the same test window.",
     )
+    gate_metric: str = Field(
+        default="accuracy",
+        description=(
+            f"The metric that decides: {', '.join(GATE_METRICS)} (the backtest's, after "
+            "costs, on the test window); production is compared on the same metric."
+        ),
+    )
+    sharpe_threshold: float = Field(
+        default=DEFAULT_GATE_THRESHOLDS["sharpe"],
+        description="Minimum annualised Sharpe ratio after costs (gate_metric=sharpe).",
+    )
+    excess_return_threshold: float = Field(
+        default=DEFAULT_GATE_THRESHOLDS["excess_return"],
+        description="Minimum annual return over buy-and-hold (gate_metric=excess_return).",
+    )
+    deflated_sharpe_threshold: float = Field(
+        default=DEFAULT_GATE_THRESHOLDS["deflated_sharpe"],
+        description="Minimum deflated Sharpe ratio, in [0, 1] (gate_metric=deflated_sharpe).",
+    )
 
     @field_validator("accuracy_threshold")
     @classmethod
     def _unit_interval(cls, threshold: float) -> float:
         return config_rule(check_accuracy_threshold, threshold)
+
+    @field_validator("gate_metric")
+    @classmethod
+    def _known_gate(cls, metric: str) -> str:
+        return config_rule(check_gate_metric, metric)
+
+    @field_validator("sharpe_threshold", "excess_return_threshold", "deflated_sharpe_threshold")
+    @classmethod
+    def _sensible_threshold(cls, threshold: float, info: ValidationInfo) -> float:
+        metric = str(info.field_name).removesuffix("_threshold")
+        config_rule(check_gate_threshold, metric, threshold)
+        return threshold
+
+    def threshold(self) -> float:
+        """The threshold of ``gate_metric``."""
+        return getattr(self, f"{self.gate_metric}_threshold")
 
 
 def run_config(config_by_asset: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

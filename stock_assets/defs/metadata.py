@@ -124,19 +124,50 @@ def baselines_label(test_window: str) -> str:
     )
 
 
+def backtest_metadata(trained: TrainedModel, figures: dict[str, Path]) -> dict[str, Any]:
+    """The backtest's charts and how to read its figures (the figures are in the metrics)."""
+    kind = "long or short" if trained.long_short else "long or flat"
+    how = (
+        f"Each test day the model's probability of up sets each ticker's position ({kind}), "
+        "entered at the close and held to the next close, tickers equally weighted, "
+        f"{trained.cost_bps:g} bps per unit of turnover. Benchmark: equal-weight buy-and-hold. "
+        "`sharpe`, `annual_return`, `max_drawdown`, `excess_return`, `information_ratio` are "
+        "after costs (`*_gross`: before); `ic_mean`: rank correlation of the probability with "
+        f"the next-day return; `deflated_sharpe`: probability that the Sharpe beats the best "
+        f"of {trained.n_trials} luckless trial(s) (above 0.95: an edge)."
+    )
+    return {
+        "backtest": MetadataValue.md(
+            how + "\n\n" + "\n\n".join(png_markdown(p, n) for n, p in figures.items())
+        ),
+        "backtest_settings": (
+            f"{kind}, {trained.cost_bps:g} bps, {trained.n_trials} trial(s) compared"
+        ),
+    }
+
+
 def decision_metadata(decision: Decision) -> dict[str, Any]:
-    """The verdict, its reason and the figures it compared."""
+    """The verdict, its reason and the figures it compared (the gate metric's first)."""
     champion = decision.champion_accuracy
+    theirs = decision.champion_gate_value
     return {
         "deploy": decision.deploy,
         "reason": decision.reason,
         "registered_version": decision.registered_version,
+        "gate_metric": decision.gate_metric,
+        "gate_value": _float_or_dash(decision.gate_value),
+        "gate_threshold": _float_or_dash(decision.gate_threshold),
+        "champion_gate_value": _float_or_dash(theirs),
         "accuracy": MetadataValue.float(decision.accuracy),
         "accuracy_threshold": MetadataValue.float(decision.accuracy_threshold),
         "baseline_accuracy": MetadataValue.float(decision.baseline_accuracy),
         "champion_version": str(decision.champion_version),
         "champion_accuracy": MetadataValue.float(champion) if champion is not None else "-",
     }
+
+
+def _float_or_dash(value: float | None) -> MetadataValue | str:
+    return MetadataValue.float(value) if value is not None else "-"
 
 
 def mlflow_run_link(run_id: str, run_url: str) -> MetadataValue:

@@ -32,7 +32,11 @@ def stock_data(
             bars = load_ohlcv_csv(csv_path, end_date=end_date)
         else:
             bars = generate_gbm(
-                days=config.days, seed=config.seed, tickers=config.tickers, end_date=end_date
+                days=config.days,
+                seed=config.seed,
+                tickers=config.tickers,
+                end_date=end_date,
+                process=config.process,
             )
     except DataValidationError as error:
         raise Failure(description=str(error), allow_retries=False) from None
@@ -45,6 +49,7 @@ def stock_data(
             "data_seed": config.seed,
             "data_tickers": "" if csv_path is not None else ",".join(config.tickers),
             "data_end_date": end_date or "",
+            "data_process": "" if csv_path is not None else config.process,
             "data_rows": len(bars),
         }
     )

@@ -7,6 +7,7 @@ version and refuses a stored ``model`` value that disagrees with them
 that the MLflow run which made the decision tagged ``deploy_decision=approved``.
 """
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,9 @@ import pandas as pd
 from dagster import AssetExecutionContext, DagsterEventType, Failure, Output, asset
 from mlflow.exceptions import MlflowException
 
+from stock_assets.core.backtest import next_returns
 from stock_assets.core.decision import (
+    JUDGED_METRICS,
     ModelRecord,
     RecordMismatch,
     as_recorded,
@@ -27,6 +30,7 @@ from stock_assets.defs.config import DeployDecisionConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.metadata import decision_metadata
 from stock_assets.defs.resources import DAGSTER_RUN_TAG, MlflowTracking
+from stock_assets.mlflow_ops.backtest_logging import production_signal
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 
 #: MLflow errors that mean "no such version / run", not "the store is down".
@@ -37,8 +41,9 @@ MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
     group_name=GROUP_NAME,
     kinds={"mlflow"},
     description=(
-        "Deploy yes/no: the model's real test accuracy against accuracy_threshold, then "
-        "against the production model scored on the same test window."
+        "Deploy yes/no: the model's gate metric on its test window (accuracy by default, or "
+        "the backtest's sharpe, excess_return or deflated_sharpe) against its threshold, "
+        "then against the production model's same metric on the same window."
     ),
 )
 def deploy_decision(
@@ -51,26 +56,55 @@ def deploy_decision(
     """Judge the model on the figures MLflow logged for it, never on a stored or edited one."""
     where = f"stored model value {_loaded_input(context, 'model').get('path') or '(artifact)'}"
     rows_from = f"stored features value {_loaded_input(context, 'features').get('path') or ''}"
+    gate = config.gate_metric
     try:
         record = model_record(mlflow, model, where)
-        model = as_recorded(model, record, where)
+        model = as_recorded(model, record, where, tuple(dict.fromkeys([*JUDGED_METRICS, gate])))
         test_rows = labelled_rows_in(features, model.test_window)
         check_test_rows(test_rows, record, rows_from.rstrip())
     except RecordMismatch as error:
         mlflow.set_tags({"deploy_decision": "refused", "deploy_reason": str(error)[:5000]})
         raise Failure(description=str(error), allow_retries=False) from None
     champion = mlflow.score_production(test_rows, model.feature_columns, model.registered_version)
-    decision = decide(model, config.accuracy_threshold, champion, config.challenge_production)
+    if gate != "accuracy" and config.challenge_production and champion.version is not None:
+        settings = (model.cost_bps, model.long_short, model.n_trials)  # production judged alike
+        returns = next_returns(features).loc[test_rows.index].to_numpy()
+        with mlflow.reporting_errors():
+            value, note = production_signal(
+                mlflow.client,
+                test_rows,
+                returns,
+                model.feature_columns,
+                model.registered_version,
+                gate,
+                settings,
+            )
+        champion = dataclasses.replace(champion, gate_value=value, note=note or champion.note)
+    try:
+        decision = decide(
+            model,
+            config.accuracy_threshold,
+            champion,
+            config.challenge_production,
+            gate,
+            config.threshold(),
+        )
+    except RecordMismatch as error:
+        raise Failure(description=str(error), allow_retries=False) from None
     if decision.passes_threshold:
         mlflow.mark_staging(model.registered_version)
     mlflow.log_params(
         {
             "accuracy_threshold": config.accuracy_threshold,
             "challenge_production": config.challenge_production,
+            "gate_metric": gate,
+            "gate_threshold": decision.gate_threshold,
         }
     )
     if champion.accuracy is not None:
         mlflow.log_metric("champion_accuracy", champion.accuracy)
+    if gate != "accuracy" and champion.gate_value is not None:
+        mlflow.log_metric(f"champion_{gate}", champion.gate_value)
     verdict = "approved" if decision.deploy else "rejected"
     mlflow.set_tags(
         {

@@ -7,6 +7,7 @@ and the KFP exporter turns the fan-out into a ``dsl.ParallelFor``, one pod per c
 training window, tests it on the held-out window, logs it to MLflow and registers it.
 """
 
+import dataclasses
 import time
 from typing import Any
 
@@ -22,14 +23,17 @@ from dagster import (
 )
 
 from stock_assets.core import selection
+from stock_assets.core.backtest import BacktestError, next_returns
 from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.signal_metrics import evaluate_signal
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
 from stock_assets.core.values import CandidatePlan, CandidateScore, TrainedModel
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import stored_input
-from stock_assets.defs.metadata import comparison_metadata, model_metadata
+from stock_assets.defs.metadata import backtest_metadata, comparison_metadata, model_metadata
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops.backtest_logging import log_backtest
 from stock_assets.mlflow_ops.lineage import log_training_data
 
 
@@ -53,7 +57,8 @@ def plan_candidates(  # noqa: ANN201 - a generator op
     """
     try:
         if config.model_type == "auto":
-            selection.checked_folds(time_split(features, config.test_size).train, config.cv_folds)
+            train = time_split(features, config.test_size).train
+            selection.checked_folds(train, config.cv_folds, config.embargo)
         plans = selection.plan_candidates(
             config.model_type,
             config.candidates,
@@ -62,6 +67,9 @@ def plan_candidates(  # noqa: ANN201 - a generator op
             config.cv_folds,
             config.selection_metric,
             config.random_state,
+            embargo=config.embargo,
+            cost_bps=config.cost_bps,
+            long_short=config.long_short,
         )
     except TrainingError as error:
         raise Failure(description=str(error), allow_retries=False) from error
@@ -86,7 +94,11 @@ def score_candidate(
     try:
         split = time_split(features, plan.test_size)
         folds = selection.score_candidate(
-            split.train, selection.candidate_of(plan), plan.cv_folds, plan.random_state
+            split.train,
+            selection.candidate_of(plan),
+            plan.cv_folds,
+            plan.random_state,
+            embargo=plan.embargo,
         )
     except TrainingError as error:
         raise Failure(description=f"candidate {plan.label!r}: {error}") from error
@@ -109,7 +121,8 @@ def train_best(
     scores: list[CandidateScore],
     mlflow: MlflowTracking,
 ) -> Output[TrainedModel]:
-    """Choose, train, evaluate against the majority-class baseline, log and register."""
+    """Choose, train, evaluate against the majority-class baseline and by a backtest with
+    costs against buy-and-hold, log and register."""
     try:
         chosen, comparison = selection.rank_scores(scores)
         settings = scores[0].plan
@@ -117,8 +130,18 @@ def train_best(
         result = train_and_evaluate(
             split, chosen.model_type, chosen.hyperparameters, settings.random_state
         )
-    except TrainingError as error:
+        n_trials = settings.n_candidates if settings.compare else 1
+        backtest, signal = evaluate_signal(
+            split.test,
+            result.y_score,
+            next_returns(features).loc[split.test.index].to_numpy(),
+            settings.cost_bps,
+            settings.long_short,
+            n_trials,
+        )
+    except (TrainingError, BacktestError) as error:
         raise Failure(description=str(error)) from error
+    result.metrics.update(signal)  # test metrics too: logged, registered and judged alike
 
     chart = None
     if comparison is not None:
@@ -126,12 +149,20 @@ def train_best(
     logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
     with mlflow.reporting_errors():
         lineage = log_training_data(features, split, stored_input(context, "features"))
-    trained = mlflow.register_model(result, logged, lineage)
-    window = trained.test_window
+        backtest_figures = log_backtest(backtest, n_trials)
+    trained = dataclasses.replace(
+        mlflow.register_model(result, logged, lineage),
+        cost_bps=settings.cost_bps,
+        long_short=settings.long_short,
+        n_trials=n_trials,
+    )
+    window, m = trained.test_window, trained.metrics
     context.log.info(
-        f"{chosen.label}: test accuracy {trained.metrics['accuracy']:.4f} (always-majority "
-        f"baseline on the same test window {window.first} to {window.last}: "
-        f"{trained.metrics['baseline_accuracy']:.4f}), version {trained.registered_version}"
+        f"{chosen.label}: test accuracy {m['accuracy']:.4f} (always-majority baseline on the "
+        f"same test window {window.first} to {window.last}: {m['baseline_accuracy']:.4f}); "
+        f"backtest after {settings.cost_bps:g} bps: Sharpe {m['sharpe']:.2f} (buy-and-hold "
+        f"{m['benchmark_sharpe']:.2f}), IC {m['ic_mean']:.4f}, deflated Sharpe "
+        f"{m['deflated_sharpe']:.3f} over {n_trials} trial(s); version {trained.registered_version}"
     )
     metadata = model_metadata(trained, result, logged.figures, mlflow.run_url())
     return Output(
@@ -139,6 +170,7 @@ def train_best(
         metadata={
             **lineage,
             **metadata,
+            **backtest_metadata(trained, backtest_figures),
             **comparison_metadata(comparison, chart, settings.selection_metric, settings.cv_folds),
         },
     )
