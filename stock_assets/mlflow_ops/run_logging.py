@@ -85,15 +85,35 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedM
         skops_trusted_types=trusted_types(result.pipeline),
         pip_requirements=requirements,
     )
-    served = mlflow.pyfunc.log_model(
-        name="serving_model",
-        # MLflow's "models from code": the entry point is copied, nothing is pickled.
-        python_model=str(Path(__file__).parent / "serving" / "model_code.py"),
-        artifacts={"pipeline": model_info.model_uri},
-        pip_requirements=requirements,  # no input example: it would infer a named signature
-        metadata=SERVING_METADATA,  # the schema, as no signature can carry it (see the model)
+    served = log_serving_model(result.pipeline, list(train_example.columns), train_example)
+    return LoggedModel(model_info.model_uri, served, figures)
+
+
+def log_serving_model(pipeline: Any, columns: list[str], example: pd.DataFrame) -> str:
+    """Log the self-contained pyfunc that is registered and served; returns its model URI.
+
+    MLflow's "models from code": ``model_code.py`` is copied into the model and imports only
+    MLflow, NumPy, pandas and SciPy; the pipeline goes with it as plain arrays (the feature
+    order included), nothing is pickled. Read back and compared with the pipeline before it
+    is used: :class:`~stock_assets.mlflow_ops.serving.model.ExportError` if it differs.
+    """
+    from stock_assets.mlflow_ops.serving import model as portable
+
+    with tempfile.TemporaryDirectory(prefix="stock-assets-serving-") as folder:
+        arrays = portable.write_portable(pipeline, columns, Path(folder))
+        served = mlflow.pyfunc.log_model(
+            name="serving_model",
+            python_model=str(Path(__file__).parent / "serving" / "model_code.py"),
+            artifacts={"model": str(arrays)},
+            # What model_code.py imports; no input example: it would infer a named signature.
+            pip_requirements=pinned_requirements("mlflow", "numpy", "pandas", "scipy"),
+            metadata=SERVING_METADATA,  # the schema, as no signature can carry it (see the model)
+        )
+    rows = portable.probe_rows(pipeline, example)
+    portable.check_same_answers(
+        mlflow.pyfunc.load_model(served.model_uri).predict(rows), pipeline, rows
     )
-    return LoggedModel(model_info.model_uri, served.model_uri, figures)
+    return served.model_uri
 
 
 def metrics_note(result: TrainingResult) -> str:
