@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DATA_DIR := $(or $(STOCK_ASSETS_DATA_DIR),$(CURDIR)/data)
 MLFLOW_UI_PORT ?= 5000
 
-.PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean
+.PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean test-backend
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+	$(MAKE) test-backend
+
+# The backend conformance tier (tests/kfp_backend, issue 18): the KFP backend's own Go code
+# at each supported version over every YAML the exporter emits. Its set-up downloads and builds
+# (cached in GOMODCACHE/GOCACHE); it fails when a version did not run.
+test-backend: $(STAMP)
+	rm -rf build/kfp_backend/verdicts
+	$(BIN)/python -m tests.kfp_backend.harness setup
+	KFP_BACKEND_TIER=1 $(BIN)/python -m pytest tests/test_kfp_backend.py -q
+	$(BIN)/python -m tests.kfp_backend.harness verdict
 
 # Pure and config tests only (no graph run, server or CLI process): well under a minute.
 test-fast: $(STAMP)
