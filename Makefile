@@ -43,16 +43,14 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
-	$(MAKE) test-backend
+	KFP_BACKEND_OPTIONAL=1 $(MAKE) test-backend
 
 # The backend conformance tier (tests/kfp_backend, issue 18): the KFP backend's own Go code
 # at each supported version over every YAML the exporter emits. Its set-up downloads and builds
-# (cached in GOMODCACHE/GOCACHE); it fails when a version did not run.
+# (cached in GOMODCACHE/GOCACHE); it fails when a version did not run, except under `make
+# test` on a machine that can get kubeflow/pipelines neither from the module proxy nor a clone.
 test-backend: $(STAMP)
-	rm -rf build/kfp_backend/verdicts
-	$(BIN)/python -m tests.kfp_backend.harness setup
-	KFP_BACKEND_TIER=1 $(BIN)/python -m pytest tests/test_kfp_backend.py -q
-	$(BIN)/python -m tests.kfp_backend.harness verdict
+	$(BIN)/python -m tests.kfp_backend.harness run
 
 # Pure and config tests only (no graph run, server or CLI process): well under a minute.
 test-fast: $(STAMP)
