@@ -140,8 +140,8 @@ def _tick_config(schedule: ScheduleDefinition, when: datetime) -> dict[tuple[str
             f"schedule {schedule.name!r} requests {len(requests)} runs per tick; a KFP "
             "recurring run starts one"
         )
-    config = requests[0].run_config
-    config = config if isinstance(config, dict) else config.to_config_dict()
+    run_config: Any = requests[0].run_config  # a dict, or a RunConfig object
+    config = run_config if isinstance(run_config, dict) else run_config.to_config_dict()
     # How Dagster executes the run's steps (``execution``) has no meaning on KFP, where each task
     # is a pod of its own: left out. Anything else would be lost, so it is refused.
     extra = sorted(set(config) - {"ops", "execution"})

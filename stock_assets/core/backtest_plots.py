@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -32,7 +33,9 @@ def _save(fig: Figure, path: PathLike) -> Path:
     """Save ``fig`` as PNG with its title and legend as text chunks, and close it."""
     out = Path(path)
     (ax,) = fig.axes
-    words = [ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.get_legend().texts)]
+    legend = ax.get_legend()
+    texts = legend.texts if legend is not None else []
+    words = [ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in texts)]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
@@ -48,7 +51,7 @@ def _strategy_label(backtest: Backtest) -> str:
     return f"model, {kind}, after {backtest.cost_bps:g} bps costs"
 
 
-def _dates(ax: plt.Axes) -> None:
+def _dates(ax: Axes) -> None:
     locator = AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))

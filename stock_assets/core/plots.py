@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -231,13 +232,13 @@ def scores_bar_figure(
     ax.set_yticks([])
     upper = np.nanmax([1.0, *values.to_numpy(), baseline if baseline is not None else np.nan])
     ax.set_xlim(0, float(upper) * 1.12)  # room for the value labels
-    handles = [Patch(color="tab:orange", label="best")]
+    handles: list[Artist] = [Patch(color="tab:orange", label="best")]
     if not all(best):
         handles.append(Patch(color="tab:blue", label="other candidates"))
     if baseline is not None:
-        line = ax.axvline(baseline, color="red", linestyle="--", zorder=0.5)
-        line.set_label(_wrap(f"{baseline_label} = {baseline:.3f}", LEGEND_CHARS))
-        handles.append(line)
+        marker = ax.axvline(baseline, color="red", linestyle="--", zorder=0.5)
+        marker.set_label(_wrap(f"{baseline_label} = {baseline:.3f}", LEGEND_CHARS))
+        handles.append(marker)
     fig.legend(
         handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9
     )

@@ -366,8 +366,8 @@ def rank_scores(scores: Sequence[CandidateScore]) -> tuple[Candidate, Comparison
             f"expected the scores of candidates {expected}, got "
             f"{[s.plan.order for s in ordered]}; every candidate must be scored once"
         )
-    shared = ("compare", "test_size", "cv_folds", "selection_metric", "random_state", "embargo")
-    shared += ("cost_bps", "long_short")
+    shared: tuple[str, ...] = ("compare", "test_size", "cv_folds", "selection_metric")
+    shared += ("random_state", "embargo", "cost_bps", "long_short")
     for score in ordered:
         if any(getattr(score.plan, f) != getattr(first, f) for f in shared):
             raise TrainingError(f"candidate {score.plan.label!r} was scored with other settings")

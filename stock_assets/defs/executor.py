@@ -113,12 +113,15 @@ def _end(plan_context: Any, status: str) -> None:
 
 @executor(
     name="multi_or_in_process_ending_mlflow_run",
-    config_schema=multi_or_in_process_executor.config_schema,
+    config_schema=multi_or_in_process_executor.config_schema.as_field(),
     requirements=multi_or_in_process_executor.get_requirements,
 )
 def ending_mlflow_run(init_context: InitExecutorContext) -> Executor:
     """Dagster's default executor, ending the run's MLflow run with the run's outcome."""
-    return EndsMlflowRun(multi_or_in_process_executor.executor_creation_fn(init_context))
+    create = multi_or_in_process_executor.executor_creation_fn
+    if create is None:  # pragma: no cover - Dagster's own executor always has one
+        raise RuntimeError("Dagster's multi_or_in_process_executor has no creation function")
+    return EndsMlflowRun(create(init_context))
 
 
 @definitions

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import getpass
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,8 @@ from dagster import (
     BetaWarning,
     ConfigurableResource,
     DagsterInstance,
+    DagsterLogManager,
+    DagsterRun,
     Definitions,
     Failure,
     InitResourceContext,
@@ -231,39 +234,40 @@ class MlflowTracking(ConfigurableResource):
                     self._end_step(context)
                 except STORE_ERRORS as error:  # the server went away: one line, no traceback
                     _detach()
-                    context.log.error(
+                    _log(context).error(
                         f"{self.unreachable(error).description} The MLflow run stays RUNNING "
                         "until the next run's sweep closes it."
                     )
                 self._run_id = None
 
     def _find_or_create_run(self, context: InitResourceContext) -> str:
+        dagster_run = _dagster_run(context)
         experiment_id = self.experiment_id()
         tags = {"environment": self.environment, "author": _author()}
         injected = os.environ.get("MLFLOW_RUN_ID") if self.kfp_run_id else None
-        if injected:  # the platform's own MLflow integration made the run
+        if injected and self.kfp_run_id:  # the platform's own MLflow integration made the run
             run_id, created, name = injected, False, "MLFLOW_RUN_ID"
             tags[KFP_RUN_TAG] = self.kfp_run_id
         else:
             if self.kfp_run_id:
                 key, value, name = KFP_RUN_TAG, self.kfp_run_id, f"kfp-{self.kfp_run_id}"
             else:
-                job, run_id = context.run.job_name, context.run.run_id
+                job, run_id = dagster_run.job_name, dagster_run.run_id
                 prefix = job if not job.startswith("__") else "dagster"
                 key, value, name = DAGSTER_RUN_TAG, run_id, f"{prefix}-{run_id[:8]}"
             run_id, created = self._tagged_run(experiment_id, key, value, name, tags)
         if self.owns_run and context.instance is not None:
-            tags.update(orchestrator_tags(context.instance, context.run.run_id))
+            tags.update(orchestrator_tags(context.instance, dagster_run.run_id))
             run_record.tag_dagster_run(
-                context.instance, context.run.run_id, run_id, self.tracking_uri
+                context.instance, dagster_run.run_id, run_id, self.tracking_uri
             )
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         if self.owns_run and context.instance is not None:
             for closed, status in self.sweep_orphans(context.instance, experiment_id, run_id):
-                context.log.warning(
+                _log(context).warning(
                     f"closed MLflow run {closed} ({status}): its Dagster run is no longer alive"
                 )
-        context.log.info(
+        _log(context).info(
             f"{'created' if created else 'resuming'} MLflow run {run_id} ({name}) in experiment "
             f"{self.experiment_name!r}"
         )
@@ -294,7 +298,7 @@ class MlflowTracking(ConfigurableResource):
     def _end_step(self, context: InitResourceContext) -> None:
         if mlflow.active_run() is None:
             return
-        instance, dagster_run_id = context.instance, context.run.run_id
+        instance, dagster_run_id = context.instance, _dagster_run(context).run_id
         in_orchestrator = instance is not None and liveness.orchestrator_pid(
             instance, dagster_run_id
         ) in (None, os.getpid())
@@ -488,6 +492,18 @@ def orchestrator_tags(instance: DagsterInstance, dagster_run_id: str) -> dict[st
     if pid is not None:
         tags[liveness.PID_TAG] = str(pid)
     return tags
+
+
+def _dagster_run(context: InitResourceContext) -> DagsterRun:
+    """The Dagster run the resource is opened for (it is opened only inside a run)."""
+    if context.dagster_run is None:
+        raise RuntimeError("MlflowTracking is opened only inside a Dagster run")
+    return context.dagster_run
+
+
+def _log(context: InitResourceContext) -> DagsterLogManager | logging.Logger:
+    """The run's log, or this module's logger when Dagster gives none."""
+    return context.log if context.log is not None else logging.getLogger(__name__)
 
 
 def _detach() -> None:

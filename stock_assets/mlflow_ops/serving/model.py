@@ -126,7 +126,8 @@ def portable_arrays(pipeline: Any, columns: list[str]) -> dict[str, np.ndarray]:
 def write_portable(pipeline: Any, columns: list[str], folder: Path) -> Path:
     """Write the pipeline's arrays to ``folder/direction_model.npz``; returns the file."""
     path = folder / ARTIFACT
-    np.savez(path, **portable_arrays(pipeline, columns))
+    arrays = portable_arrays(pipeline, columns)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: a key could be allow_pickle
     return path
 
 

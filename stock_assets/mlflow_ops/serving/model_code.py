@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.models
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 
 class FeatureInputError(ValueError):
@@ -102,7 +102,7 @@ class PortableClassifier:
         return positive.astype(int), _expit(raw)
 
 
-class DirectionModel(mlflow.pyfunc.PythonModel):
+class DirectionModel(PythonModel):
     """Predicts tomorrow's direction (1 = up) and the probability of up."""
 
     # MLflow inspects `predict` when the class is defined and, finding no type hints, warns

@@ -116,14 +116,16 @@ def _split_rows(split: Any) -> tuple[str | None, list[Any], Iterable[tuple[str |
 def _column_rows(columns: dict[str, Any]) -> tuple[str | None, int]:
     """``{"inputs": {column: [values]}}``: the problem, or None and the number of rows."""
     lengths = {c: len(v) if isinstance(v, list) else 1 for c, v in columns.items()}
-    first = next(iter(lengths), None)
+    if not lengths:
+        return None, 0
+    first = next(iter(lengths))
     for column, length in lengths.items():
         if length != lengths[first]:
             return (
                 f"column {_name(column)} has {length} values, {_name(first)} has "
                 f"{lengths[first]}; expected the same number of rows in every column"
             ), 0
-    return None, lengths[first] if first is not None else 0
+    return None, lengths[first]
 
 
 def _check(rows: Iterable[tuple[str | None, Cells]], count: int) -> str | None:
