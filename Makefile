@@ -8,6 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Where the pipeline keeps its files and its default MLflow store (stock_assets/paths.py).
 DATA_DIR := $(or $(STOCK_ASSETS_DATA_DIR),$(CURDIR)/data)
 MLFLOW_UI_PORT ?= 5000
+DAGSTER_PORT ?= 3000
 
 .PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean test-backend
 
@@ -32,10 +33,13 @@ browser:
 
 # The instance settings (queue limit for `retrain`, run monitoring): dagster_instance.yaml,
 # copied when $(DAGSTER_HOME)/dagster.yaml is missing or empty (an edited one is kept).
+# The services log at WARNING (the sensor daemon's INFO says "skipped" a dozen times a minute);
+# runs still print their steps' messages, warnings and failures. DAGSTER_PORT: the UI's port.
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT) (Ctrl+C stops it)"
+	exec $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) --log-level warning
 
 test: $(STAMP) browser
 	mkdir -p $(DAGSTER_HOME)

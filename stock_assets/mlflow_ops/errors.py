@@ -25,6 +25,9 @@ HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    # No tqdm bars ("Downloading artifacts: 100%|...") in a step's output when a model is read
+    # back: written to stderr with carriage returns, they garble the run's console and logs.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 #: What a store that is down or refuses a request raises: MLflow's own errors, and requests'
