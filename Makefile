@@ -35,11 +35,12 @@ browser:
 # copied when $(DAGSTER_HOME)/dagster.yaml is missing or empty (an edited one is kept).
 # The services log at WARNING (the sensor daemon's INFO says "skipped" a dozen times a minute);
 # runs still print their steps' messages, warnings and failures. DAGSTER_PORT: the UI's port.
+# Ctrl+C stops dagster dev and everything it started within 10 s (stock_assets/dev.py).
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	test -s $(DAGSTER_HOME)/dagster.yaml || cp $(PROJECT_DIR)dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT) (Ctrl+C stops it)"
-	exec $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) --log-level warning
+	exec $(BIN)/python -m stock_assets.dev -h 127.0.0.1 -p $(DAGSTER_PORT) --log-level warning
 
 test: $(STAMP) browser
 	mkdir -p $(DAGSTER_HOME)
