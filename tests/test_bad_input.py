@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.core.data import generate_gbm
+from stock_assets.core.history import TRAINING_ROWS_PER_TICKER
 from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
 
 pytestmark = pytest.mark.slow
@@ -79,6 +80,12 @@ CASES = [
         ["bars.csv", "duplicate", "date"],
     ),
     ("too_few_rows", _bars(100).head(40), "stock_data", ["bars.csv", "60", "40"]),
+    (
+        "too_little_history",
+        _bars(200).head(TRAINING_ROWS_PER_TICKER - 1),
+        "stock_data",
+        ["bars.csv", "too little history", f"at least {TRAINING_ROWS_PER_TICKER} rows per ticker"],
+    ),
     ("single_class", _with(_rising), "target_has_both_classes", ["Target", "single class", "both"]),
 ]
 
@@ -134,3 +141,59 @@ def test_a_config_error_fails_the_run_before_any_step_writes(
     assert failure.step_failure_data.user_failure_data.description.startswith("days=10")
     assert not (data_dir / "assets").exists()
     assert production_version() == production
+
+
+def test_a_csv_of_the_stated_minimum_runs_the_whole_graph(
+    production: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """The minimum the README states (``TRAINING_ROWS_PER_TICKER``) is enough for the default
+    split and folds: every step succeeds, the model is trained and deployed."""
+    path = tmp_path / "bars.csv"
+    _bars(300).tail(TRAINING_ROWS_PER_TICKER).to_csv(path, index=False)
+
+    result = run_graph(
+        {"stock_data": {"csv_path": str(path)}, "deploy_decision": {"accuracy_threshold": 0.0}}
+    )
+
+    assert result.success, failure_text(result)
+    assert result.output_for_node("model").registered_version is not None
+
+
+def test_settings_needing_more_history_fail_the_first_model_step_saying_what_to_do(
+    production: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """More folds than the data allows fail ``plan_candidates`` with the rows needed and the
+    settings that would fit, not a single-class error from a fold of one date."""
+    path = tmp_path / "bars.csv"
+    _bars(300).tail(TRAINING_ROWS_PER_TICKER).to_csv(path, index=False)
+
+    result = run_graph({"stock_data": {"csv_path": str(path)}, "model": {"cv_folds": 5}})
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "model.plan_candidates"
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("too little history for these model settings"), message
+    assert "cv_folds=5" in message and "single class" not in message
+    assert "rows per ticker" in message and "lower cv_folds to 3" in message
+    assert production_version() == production
+
+
+def test_the_stated_minimum_follows_the_features_and_the_model_defaults() -> None:
+    """``core.history`` restates two facts: the warm-up rows ``compute_features`` drops and
+    ``ModelConfig``'s defaults; the minimum is recomputed if either changes."""
+    from stock_assets.core import history
+    from stock_assets.core.features import TARGET_COLUMN, compute_features
+    from stock_assets.defs.config import ModelConfig
+
+    days = 200
+    table = compute_features(generate_gbm(days=days))
+    assert len(table) == days - history.WARM_UP_ROWS
+    assert int(table[TARGET_COLUMN].isna().sum()) == history.UNLABELLED_ROWS
+    defaults = ModelConfig()
+    assert (defaults.test_size, defaults.cv_folds, defaults.embargo) == (
+        history.DEFAULT_TEST_SIZE,
+        history.DEFAULT_CV_FOLDS,
+        history.DEFAULT_EMBARGO,
+    )
+    assert TRAINING_ROWS_PER_TICKER == history.rows_needed(0.2, 3, 1) == 105

@@ -8,6 +8,10 @@ op tags and code versions, and two metadata hints the graph itself carries:
   under ``dsl.If`` on that boolean of the upstream asset's value;
 * ``kfp/metrics: "<field>"``: the numbers under that field of the asset's value are also logged
   to a KFP ``Metrics`` output;
+  (these two as the asset's metadata or as a tag of its op, or of an op of its graph: an op tag
+  stays off the asset's page in the Dagster UI)
+* ``kfp/cache: "false"`` (op tag): the task is never cached, even with a code version (an
+  asset with side effects, e.g. one that registers or promotes a model);
 * ``kfp/parallelism: <n>`` (op tag of an op inside a fan-out, or metadata of a graph-backed
   asset): at most ``n`` iterations of the fan-out run at once (default: all).
 
@@ -48,6 +52,7 @@ from exporters.kfp.values import HINTS, unrepresentable
 
 RUN_IF_KEY = "kfp/run_if"
 METRICS_KEY = "kfp/metrics"
+CACHE_KEY = "kfp/cache"
 
 #: Artifact type per Dagster kind; anything else is a generic Artifact.
 ARTIFACT_TYPES = {"pandas": "Dataset", "polars": "Dataset", "scikit-learn": "Model"}
@@ -192,7 +197,7 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
             if not assets_def.node_def.input_def_named(input_name).dagster_type.is_nothing
         }
         spec = assets_def.specs_by_key[key]
-        metadata = dict(assets_def.metadata_by_key.get(key, {}))
+        metadata = {**_op_hints(assets_def), **assets_def.metadata_by_key.get(key, {})}
         graph_backed = is_graph_asset(assets_def)
         tasks[name] = AssetTask(
             asset=name,
@@ -205,7 +210,10 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
             parameters=[] if graph_backed else _config_parameters(assets_def.op, name),
             run_if=_run_if(metadata, assets_def, name, parents),
             metrics_field=_metadata_text(metadata.get(METRICS_KEY)),
-            code_version=assets_def.code_versions_by_key.get(key),
+            code_version=_cached_version(
+                assets_def.code_versions_by_key.get(key),
+                {} if graph_backed else assets_def.op.tags,
+            ),
             retry=None if graph_backed else _retry(assets_def.op.retry_policy, name),
             k8s=K8sSettings() if graph_backed else _k8s(dict(assets_def.op.tags), metadata, name),
             check_names=sorted(
@@ -349,7 +357,9 @@ def _read_ops(task: AssetTask, assets_def: AssetsDefinition, metadata: dict[str,
                 final=node.final,
                 artifact_type=task.artifact_type if node.final else "Artifact",
                 parameters=_config_parameters(node.op_def, name, where),
-                code_version=_op_code_version(node.op_def) or task.code_version,
+                code_version=_cached_version(
+                    _op_code_version(node.op_def) or task.code_version, node.tags
+                ),
                 retry=_retry(node.retry_policy, name, where),
                 k8s=_k8s(node.tags, metadata, name, where),
             )
@@ -357,6 +367,11 @@ def _read_ops(task: AssetTask, assets_def: AssetsDefinition, metadata: dict[str,
     for fan_out in (n for n in plan.nodes if n.dynamic):
         members = plan.loop_members(fan_out.name)
         task.parallelism[fan_out.name] = _parallelism(fan_out, members, metadata, name)
+
+
+def _cached_version(version: str | None, tags: Any) -> str | None:
+    """The code version that makes a task cacheable, None under ``kfp/cache: "false"``."""
+    return None if str(dict(tags).get(CACHE_KEY, "")).lower() == "false" else version
 
 
 def _op_code_version(op_def: OpDefinition) -> str | None:
@@ -526,6 +541,16 @@ def _flatten_parameter_names(tasks: list[AssetTask | OpTask]) -> None:
             )
             for p in task.parameters
         ]
+
+
+def _op_hints(assets_def: AssetsDefinition) -> dict[str, Any]:
+    """``kfp/run_if`` and ``kfp/metrics`` given as tags of the asset's op(s), first found."""
+    found: dict[str, Any] = {}
+    for op_def in assets_def.node_def.iterate_op_defs():
+        for key in (RUN_IF_KEY, METRICS_KEY):
+            if key in op_def.tags:
+                found.setdefault(key, op_def.tags[key])
+    return found
 
 
 def _metadata_text(value: Any) -> str:

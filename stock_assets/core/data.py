@@ -14,12 +14,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from stock_assets.core.history import TRAINING_ROWS_PER_TICKER
+
 OHLCV_COLUMNS = ["Date", "Ticker", "Open", "High", "Low", "Close", "Volume"]
 PRICE_COLUMNS = ["Open", "High", "Low", "Close"]
 NUMERIC_COLUMNS = [*PRICE_COLUMNS, "Volume"]
 DEFAULT_TICKER = "SYNTH"
 
-# 50 rows of warm-up for the longest window (SMA_50) plus 10 rows to train and test on.
+#: The fewest bars per ticker the features need; training needs ``TRAINING_ROWS_PER_TICKER``.
 MIN_ROWS_PER_TICKER = 60
 
 # The reference pipeline's geometric Brownian motion parameters (Composant 1: generate_data).
@@ -43,8 +45,9 @@ MAX_DAYS = 25_000
 EARLIEST_END_DATE = "1800-01-01"
 LATEST_END_DATE = "2200-12-31"
 _MIN_ROWS_WHY = (
-    f"at least {MIN_ROWS_PER_TICKER} rows per ticker are needed "
-    "(50 rows of warm-up for SMA_50 plus 10 rows to train and test on)"
+    f"at least {MIN_ROWS_PER_TICKER} rows per ticker are needed for the features (50 rows of "
+    f"warm-up for SMA_50 plus 10), and {TRAINING_ROWS_PER_TICKER} to train with the default "
+    "model settings"
 )
 
 
@@ -52,9 +55,7 @@ class DataValidationError(ValueError):
     """Input stock data is unusable; the message names the source, the column and the fix."""
 
 
-# --------------------------------------------------------------------------------------
-# Synthetic data
-# --------------------------------------------------------------------------------------
+# --- Synthetic data -------------------------------------------------------------------
 
 
 def _ticker_random_state(seed: int, ticker: str) -> np.random.RandomState:
@@ -239,9 +240,7 @@ def generate_gbm(
     return frame
 
 
-# --------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------
+# --- Validation -----------------------------------------------------------------------
 
 
 def _where(df: pd.DataFrame, mask: np.ndarray, quote: bool = True) -> str:

@@ -82,6 +82,8 @@ def accepted_hyperparameters(model_type: str) -> tuple[str, ...]:
 
 
 DEFAULT_RANDOM_STATE = 42
+#: Fewest fit rows for histogram boosting's early stopping (5 held-out rows at 10 %).
+MIN_EARLY_STOPPING_ROWS = 50
 
 DATE_COLUMN = "Date"
 TICKER_COLUMN = "Ticker"
@@ -152,7 +154,8 @@ def build_pipeline(
 ) -> Pipeline:
     """Unfitted ``StandardScaler -> classifier`` pipeline (missing hyperparameters = defaults).
 
-    ``n_rows``, the rows it will be fitted on, caps a whole-number ``max_samples``.
+    ``n_rows``, the rows it will be fitted on, caps a whole-number ``max_samples`` and, below
+    ``MIN_EARLY_STOPPING_ROWS``, turns off histogram boosting's early stopping (too few rows).
     """
     from sklearn.ensemble import (
         GradientBoostingClassifier,
@@ -173,8 +176,9 @@ def build_pipeline(
     elif model_type == "gradient_boosting":
         classifier = GradientBoostingClassifier(**params, random_state=random_state)
     elif model_type == "hist_gradient_boosting":
+        early = n_rows is None or n_rows >= MIN_EARLY_STOPPING_ROWS
         classifier = HistGradientBoostingClassifier(
-            **params, early_stopping=True, random_state=random_state
+            **params, early_stopping=early, random_state=random_state
         )
     else:
         classifier = LogisticRegression(**params, random_state=random_state)

@@ -37,6 +37,7 @@ from stock_assets.core.decision import (
     check_gate_metric,
     check_gate_threshold,
 )
+from stock_assets.core.history import TRAINING_ROWS_PER_TICKER
 from stock_assets.core.selection import (
     CANDIDATE_PRESETS,
     DEFAULT_CANDIDATES,
@@ -84,8 +85,10 @@ class StockDataConfig(Config):
     days: int = Field(
         default=500,
         description=(
-            f"Business days of synthetic data per ticker, {MIN_ROWS_PER_TICKER} (50 for SMA_50 "
-            f"plus rows to train and test on) to {MAX_DAYS}. Ignored for a CSV."
+            f"Business days of synthetic data per ticker, up to {MAX_DAYS}: training with the "
+            f"default model settings needs {TRAINING_ROWS_PER_TICKER} (SMA_50's warm-up, the "
+            f"test window and 3 walk-forward folds), the features alone {MIN_ROWS_PER_TICKER}. "
+            "Ignored for a CSV."
         ),
     )
     seed: int = Field(default=42, description="Random seed of the synthetic series.")

@@ -42,6 +42,7 @@ from dagster import (
     InputContext,
     OutputContext,
 )
+from dagster._core.definitions.metadata import normalize_metadata
 from pydantic import Field, ValidationError
 
 from stock_assets.defs.storage import (
@@ -117,7 +118,7 @@ class AssetFileIOManager(ConfigurableIOManager):
             return self._load_latest(context)
         own = self.path_for(context, run_id)
         if own.is_file() or own.is_symlink():
-            context.add_input_metadata({"path": str(own), "run_id": run_id})
+            _report_loaded(context, own, run_id)
             return self._read(context, own)
         started = _run_start(context, run_id)
         for entry in self._entries(context):
@@ -127,7 +128,7 @@ class AssetFileIOManager(ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}: not produced by this run; reading "
                     f"the value of run {entry['run_id']}, the latest when this run started"
                 )
-                context.add_input_metadata({"path": str(path), "run_id": entry["run_id"]})
+                _report_loaded(context, path, entry["run_id"])
                 return self._read(context, path)
         raise FileNotFoundError(
             f"asset {context.asset_key.to_user_string()!r} has no value written by this run or "
@@ -253,6 +254,22 @@ class AssetFileIOManager(ConfigurableIOManager):
             with os.fdopen(fd, "w") as out:
                 out.write(json.dumps(entry, indent=2))
             os.replace(tmp, pointer)
+
+
+def _report_loaded(context: InputContext, path: Path, run_id: str) -> None:
+    """Name the file and run read on the step's "Loaded input" event, and only there.
+
+    ``add_input_metadata`` would also record an ``AssetObservation`` of the upstream asset at
+    every load, filling its Events tab with entries that hold only a path. The metadata goes
+    where ``consume_logged_metadata`` takes it for the LOADED_INPUT event (read back by the
+    lineage and the deploy steps); a Dagster without that field gets the public call.
+    """
+    metadata = {"path": str(path), "run_id": run_id}
+    current = getattr(context, "_user_generated_metadata", None)
+    if isinstance(current, dict):
+        context._user_generated_metadata = {**current, **normalize_metadata(metadata)}
+    else:  # pragma: no cover - a Dagster that keeps input metadata elsewhere
+        context.add_input_metadata(metadata)
 
 
 def _run_start(context: InputContext, run_id: str) -> float:

@@ -38,7 +38,7 @@ def frame_metadata(df: pd.DataFrame, preview_columns: list[str] | None = None) -
     return {
         "dagster/row_count": len(df),
         "dagster/column_schema": table_schema(df),
-        "date_range": f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}",
+        "date_range": f"{dates.min():%Y-%m-%d}..{dates.max():%Y-%m-%d}",
         "tickers": ", ".join(tickers[:20]),
         "n_tickers": len(tickers),
         "preview": MetadataValue.md(
@@ -86,7 +86,7 @@ def model_metadata(
     run_url: str,
 ) -> dict[str, Any]:
     """The model's metrics, plots and registry version, for the asset's page."""
-    test_window = f"{trained.test_window.first} to {trained.test_window.last}"
+    test_window = str(trained.test_window)  # first..last, as every window
     metadata: dict[str, Any] = {}
     metadata.update(
         {
@@ -161,13 +161,22 @@ def decision_metadata(decision: Decision) -> dict[str, Any]:
         "accuracy": MetadataValue.float(decision.accuracy),
         "accuracy_threshold": MetadataValue.float(decision.accuracy_threshold),
         "baseline_accuracy": MetadataValue.float(decision.baseline_accuracy),
-        "champion_version": str(decision.champion_version),
-        "champion_accuracy": MetadataValue.float(champion) if champion is not None else "-",
+        "champion_version": none_as_dash(decision.champion_version),
+        "champion_accuracy": _float_or_dash(champion),
     }
 
 
+#: How metadata shows a figure or version that does not exist (no production model yet).
+NONE_SHOWN = "-"
+
+
+def none_as_dash(value: object) -> str:
+    """``value`` as text, ``-`` for None (never the word None)."""
+    return NONE_SHOWN if value is None else str(value)
+
+
 def _float_or_dash(value: float | None) -> MetadataValue | str:
-    return MetadataValue.float(value) if value is not None else "-"
+    return MetadataValue.float(value) if value is not None else NONE_SHOWN
 
 
 def mlflow_run_link(run_id: str, run_url: str) -> MetadataValue:

@@ -118,7 +118,7 @@ def log_serving_model(pipeline: Any, columns: list[str], example: pd.DataFrame) 
 
 def metrics_note(result: TrainingResult) -> str:
     """The run's description: what the test metrics and the two baselines are measured on."""
-    test = f"{result.test_window.first} to {result.test_window.last}"
+    test = str(result.test_window)
     majority = "up" if result.baseline_class == 1 else "down"
     return (
         f"Test metrics (accuracy, precision, recall, f1, roc_auc) of the chosen "

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, DagsterEventType, Failure, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetObservation,
+    DagsterEventType,
+    Failure,
+    Output,
+    asset,
+)
 from mlflow.exceptions import MlflowException
 
 from stock_assets.core.backtest import next_returns
@@ -28,7 +35,7 @@ from stock_assets.core.training import labelled_rows_in
 from stock_assets.core.values import Decision, Promotion, TrainedModel
 from stock_assets.defs.config import DeployDecisionConfig
 from stock_assets.defs.constants import GROUP_NAME
-from stock_assets.defs.metadata import decision_metadata
+from stock_assets.defs.metadata import decision_metadata, none_as_dash
 from stock_assets.defs.resources import DAGSTER_RUN_TAG, MlflowTracking
 from stock_assets.mlflow_ops.backtest_logging import production_signal
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
@@ -45,6 +52,8 @@ MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
         "the backtest's sharpe, excess_return or deflated_sharpe) against its threshold, "
         "then against the production model's same metric on the same window."
     ),
+    code_version="1",
+    op_tags={"kfp/cache": "false"},  # it reads production, which moves: never cached on KFP
 )
 def deploy_decision(
     context: AssetExecutionContext,
@@ -121,8 +130,10 @@ def deploy_decision(
     group_name=GROUP_NAME,
     kinds={"mlflow"},
     output_required=False,
-    # Read by the KFP exporter too: the task sits under dsl.If(deploy_decision.deploy == True).
-    metadata={"kfp/run_if": "deploy_decision.deploy"},
+    # For the KFP exporter (op tags, off the asset's page): dsl.If(deploy_decision.deploy), and
+    # never cached (it promotes).
+    op_tags={"kfp/run_if": "deploy_decision.deploy", "kfp/cache": "false"},
+    code_version="1",
     description=(
         f"The approved model: alias 'production' of '{REGISTERED_MODEL_NAME}' moves to its "
         "version. Not materialised when the decision rejects the model."
@@ -134,6 +145,7 @@ def deployed_model(
     """Promote in the registry, only when approved; otherwise production stays as it was."""
     if not deploy_decision.deploy:
         context.log.info(f"Skipped: {deploy_decision.reason}; production is unchanged.")
+        context.log_event(skip_observation(context, deploy_decision))
         return
     require_approval(context, mlflow, deploy_decision)
     promoted = mlflow.promote(deploy_decision.registered_version)
@@ -154,6 +166,21 @@ def deployed_model(
             "production_version_after": str(actual),
             "previous_production_version": str(promoted.previous_production_version),
             "model_uri": promoted.model_uri,
+        },
+    )
+
+
+def skip_observation(context: AssetExecutionContext, decision: Decision) -> AssetObservation:
+    """Why ``deployed_model`` was not materialised, on its page (Events, and its latest
+    observation): a skipped asset has no materialisation to carry the reason."""
+    reason = f"skipped: {decision.reason}; production is unchanged"
+    return AssetObservation(
+        asset_key=context.asset_key,
+        description=reason,
+        metadata={
+            "skipped": reason,
+            "decided_version": decision.registered_version,
+            "production_version": none_as_dash(decision.champion_version),
         },
     )
 

@@ -24,7 +24,8 @@ from dagster import (
 
 from stock_assets.core import selection
 from stock_assets.core.backtest import BacktestError, next_returns
-from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.core.history import history_problem
 from stock_assets.core.signal_metrics import evaluate_signal
 from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
 from stock_assets.core.values import CandidatePlan, CandidateScore, TrainedModel
@@ -46,6 +47,7 @@ def _pod(cpu: str, memory: str, limit: str) -> dict[str, Any]:
 @op(
     out=DynamicOut(dict),
     description="One item per candidate to score (the one named type if model_type is not auto).",
+    tags={"kfp/cache": "false"},  # cheap: KFP reruns it rather than cache (the model's version)
 )
 def plan_candidates(  # noqa: ANN201 - a generator op
     context: OpExecutionContext, config: ModelConfig, features: pd.DataFrame
@@ -57,6 +59,10 @@ def plan_candidates(  # noqa: ANN201 - a generator op
     """
     try:
         if config.model_type == "auto":
+            labelled = features.loc[features[TARGET_COLUMN].notna(), "Date"].nunique()
+            problem = history_problem(labelled, config.test_size, config.cv_folds, config.embargo)
+            if problem:
+                raise TrainingError(problem)
             train = time_split(features, config.test_size).train
             selection.checked_folds(train, config.cv_folds, config.embargo)
         plans = selection.plan_candidates(
@@ -113,7 +119,13 @@ def score_candidate(
 
 @op(
     description="Rank the scores, refit the best, test it, log it to MLflow and register it.",
-    tags=_pod(cpu="1", memory="1Gi", limit="4Gi"),
+    # kfp/metrics: the KFP exporter also logs the value's `metrics` to a KFP Metrics output
+    # kfp/cache false: it logs and registers (side effects) though `model` has a code version
+    tags={
+        **_pod(cpu="1", memory="1Gi", limit="4Gi"),
+        "kfp/metrics": "metrics",
+        "kfp/cache": "false",
+    },
 )
 def train_best(
     context: OpExecutionContext,
@@ -159,7 +171,7 @@ def train_best(
     window, m = trained.test_window, trained.metrics
     context.log.info(
         f"{chosen.label}: test accuracy {m['accuracy']:.4f} (always-majority baseline on the "
-        f"same test window {window.first} to {window.last}: {m['baseline_accuracy']:.4f}); "
+        f"same test window {window}: {m['baseline_accuracy']:.4f}); "
         f"backtest after {settings.cost_bps:g} bps: Sharpe {m['sharpe']:.2f} (buy-and-hold "
         f"{m['benchmark_sharpe']:.2f}), IC {m['ic_mean']:.4f}, deflated Sharpe "
         f"{m['deflated_sharpe']:.3f} over {n_trials} trial(s); version {trained.registered_version}"
@@ -179,11 +191,12 @@ def train_best(
 @graph_asset(
     group_name=GROUP_NAME,
     kinds={"scikit-learn", "mlflow"},
-    metadata={"kfp/metrics": "metrics"},
+    code_version="1",
     description=(
         "The classifier. Each candidate is scored by walk-forward validation on the training "
         "dates in its own step (KFP: its own pod); the best is refit and tested on the latest "
-        "`test_size` of the dates, logged to MLflow and registered as a new version. Config: "
+        "`test_size` of the dates, logged to MLflow and registered as a new version. Its ops "
+        "are under Compute details on this page. Config: "
         "`ops.model.ops.plan_candidates.config`."
     ),
 )
