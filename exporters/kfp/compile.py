@@ -43,8 +43,9 @@ from exporters.kfp.plan import pipeline_plan, task_id
 from exporters.kfp.runtime import RUN_ID_ENV, RUN_ID_FIELD_PATH
 from exporters.kfp.values import replace_header
 
-#: KFP server versions whose backend source the emitted YAML was checked against.
-SUPPORTED_KFP_SERVERS = ("2.14", "2.15")
+#: KFP server versions the emitted YAML runs on: 2.14, 2.15 and 2.17 compiled and replayed by the
+#: backend's own code (tests/kfp_backend), 2.16 read in its source.
+SUPPORTED_KFP_SERVERS = ("2.14", "2.15", "2.16", "2.17")
 EXIT_TASK = "end_tracking_run"
 RESOLVER_TASK = "resolve_scheduled_dates"
 SCHEDULED_INPUT = "scheduled_values"
