@@ -49,7 +49,7 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(
         asset="stock_data",
         inputs={},
         output=str(bars),
-        config={"days": 120},
+        config={"days": 130},
     )
     materialize_asset(
         module="stock_assets.definitions",
@@ -60,7 +60,7 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(
     )
     (run,) = _runs_tagged("run-a")
     assert run.info.status == "RUNNING"  # left open for the exit handler
-    assert run.data.params["data_days"] == "120" and "feature_rows" in run.data.params
+    assert run.data.params["data_days"] == "130" and "feature_rows" in run.data.params
     assert isinstance(read_value(tmp_path / "features"), pd.DataFrame)
 
     finish_pipeline_run(module="stock_assets.definitions", state="FAILED")
@@ -79,10 +79,10 @@ def test_an_injected_mlflow_run_id_is_respected(
         asset="stock_data",
         inputs={},
         output=str(tmp_path / "bars"),
-        config={"days": 100},
+        config={"days": 110},
     )
     assert [r.info.run_id for r in _runs_tagged("run-b")] == [injected]  # no second run
-    assert mlflow.get_run(injected).data.params["data_days"] == "100"
+    assert mlflow.get_run(injected).data.params["data_days"] == "110"
     finish_pipeline_run(module="stock_assets.definitions", state="SUCCEEDED")
     assert mlflow.get_run(injected).info.status == "FINISHED"
 
@@ -157,7 +157,7 @@ def test_without_a_plan_the_exit_handler_ends_the_mlflow_run_with_the_state(
         asset="stock_data",
         inputs={},
         output=str(tmp_path / "bars"),
-        config={"days": 100},
+        config={"days": 110},
     )
     finish_pipeline_run(module="stock_assets.definitions", state=state)
     (run,) = _runs_tagged(run_id)

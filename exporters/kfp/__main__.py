@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from exporters.kfp.connect import redact
+
 DEFAULT_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 IMAGE = re.compile(
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -120,6 +122,13 @@ def parse_args(argv: list[str] | None = None, root: Path | None = None) -> argpa
     add("--wait", action="store_true", help="with --run: follow the run; exit 1 unless it succeeds")
     add("--timeout", type=int, default=3600, help="with --wait: seconds to wait (default: 3600)")
     add(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        help="with --host: seconds one request to the KFP API may take to connect, and again "
+        "to answer (default: 30)",
+    )
+    add(
         "--schedule",
         nargs="?",
         const="",
@@ -133,17 +142,6 @@ def parse_args(argv: list[str] | None = None, root: Path | None = None) -> argpa
 
 def _fail(option: str, expected: str) -> NoReturn:
     raise UsageError(f"{option}: {expected}")
-
-
-def redact(uri: str) -> str:
-    """``uri`` with any user:password replaced by ``***``."""
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def check_tracking_uri(uri: str | None, allow_local: bool, from_env: bool) -> str | None:
@@ -246,18 +244,20 @@ def _typed(type_name: str, raw: str) -> Any:
     return value
 
 
-def check_host(host: str) -> None:
+def check_host(host: str, timeout: float = 10.0) -> None:
     """Fail early, before anything is written, when the KFP API cannot be reached."""
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        _fail("--host", f"{host!r} is not an http(s) URL of the KFP API")
+        _fail("--host", f"{redact(host)!r} is not an http(s) URL of the KFP API")
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    probe = parts._replace(netloc=netloc).geturl().rstrip("/")  # urllib takes no user:password
     try:
-        urllib.request.urlopen(f"{host.rstrip('/')}/apis/v2beta1/healthz", timeout=10)
+        urllib.request.urlopen(f"{probe}/apis/v2beta1/healthz", timeout=timeout)
     except urllib.error.HTTPError:
         return  # it answered (an auth proxy may refuse the anonymous probe)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        _fail("--host", f"cannot reach the KFP API at {host} ({reason})")
+        _fail("--host", f"cannot reach the KFP API at {redact(host)} ({reason})")
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -284,6 +284,8 @@ def validate(args: argparse.Namespace) -> None:
         _fail("--run-name", "names the run started by --run")
     if args.namespace and not args.host:
         _fail("--namespace", "applies to --host")
+    if not args.request_timeout > 0:
+        _fail("--request-timeout", f"{args.request_timeout} is not a positive number of seconds")
     check_output(Path(args.output))
 
 
@@ -349,7 +351,7 @@ def _main(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     arguments = parse_params(args.param, {p.name: p for p in graph.parameters})
     if args.host:
-        check_host(args.host)
+        check_host(args.host, min(args.request_timeout, 10.0))
 
     options = ExportOptions(
         image=args.image,
@@ -405,19 +407,25 @@ def submit_or_print(
         for command in cli_commands(plan):
             print(f"  {command}")
         return 0
-    import kfp
+    from exporters.kfp.connect import api_error, bounded_client
 
-    client = kfp.Client(**client_kwargs(args.host))
-    done = deploy(client, plan)
-    for key, value in done.items():
-        print(f"{key}: {value}")
-    if "run_id" in done:
-        print(f"run: {run_url(args.host, done['run_id'])}")
-    if args.wait:
+    try:
+        client = bounded_client(client_kwargs(args.host), args.request_timeout)
+        done = deploy(client, plan)
+        for key, value in done.items():
+            print(f"{key}: {value}")
+        if "run_id" in done:
+            print(f"run: {run_url(redact(args.host), done['run_id'])}")
+        if not args.wait:
+            return 0
         state = wait_for_run(client, done["run_id"], args.timeout)
-        print(f"run {done['run_id']} ended {state}: {run_url(args.host, done['run_id'])}")
-        return 0 if state == "SUCCEEDED" else 1
-    return 0
+    except Exception as error:
+        message = api_error(args.host, error)
+        if message is None:
+            raise
+        _fail("--host", message)
+    print(f"run {done['run_id']} ended {state}: {run_url(redact(args.host), done['run_id'])}")
+    return 0 if state == "SUCCEEDED" else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,16 @@ and runs, with the defaults described below.
    there is none yet. Without these methods the status follows the state string alone
    (``FINISHED`` for ``COMPLETE``/``SUCCEEDED``, else ``FAILED``), which on 2.14-2.16 marks
    every run whose exit handler group holds a ``ParallelFor`` or a ``dsl.If`` FAILED.
+
+3. **Lineage of cached tasks** (:class:`PipelineRunLineage`). A cached KFP task does not run: the
+   backend hands its earlier output artifacts to the next tasks, and nothing it logged reaches
+   this run's tracking run. If the tracking resource has ``pipeline_run_lineage(kfp_run_id)``
+   (JSON text: ``{"tracking_uri": str, "params": {...}, "tags": {...}, "inputs": {...}}``,
+   what the run holds now, each section name -> JSON value) and
+   ``log_pipeline_lineage(kfp_run_id, lineage)`` (logs such a JSON text on the run; returns
+   notes), each task stores in its output artifact's metadata what its code added to the run
+   (and what its inputs carried), and a task whose input artifact was made by another KFP run
+   logs that onto its own run with the tag ``kfp_cached_tasks`` (:mod:`exporters.kfp.cached`).
 """
 
 from __future__ import annotations
@@ -75,3 +85,14 @@ class PipelineTaskLedger(Protocol):
 
     def pipeline_task_records(self, kfp_run_id: str) -> dict[str, str]:
         """Every record of KFP run ``kfp_run_id``, by task."""
+
+
+@runtime_checkable
+class PipelineRunLineage(Protocol):
+    """A tracking resource that can say what a run holds and log it again on another run."""
+
+    def pipeline_run_lineage(self, kfp_run_id: str) -> str:
+        """JSON: the tracking URI, params, tags and dataset inputs of KFP run ``kfp_run_id``."""
+
+    def log_pipeline_lineage(self, kfp_run_id: str, lineage: str) -> list[str]:
+        """Log the sections of ``lineage`` on KFP run ``kfp_run_id``'s run; return notes."""

@@ -39,6 +39,7 @@ from dagster import (
     materialize,
 )
 
+from exporters.kfp.cached import TaskLineage
 from exporters.kfp.macros import (  # noqa: F401 - the generated resolver task calls them here
     format_macros,
     go_layout_to_strftime,
@@ -311,7 +312,9 @@ def materialize_asset(
     defs = load_definitions(module)
     recorder = _recorder(defs, task, _path(output))
     recorder.started()
+    lineage = _lineage(defs, task or asset, _path(output))
     try:
+        lineage.begin(list(inputs.values()))
         gate = _materialize_asset(
             defs, asset, inputs, output, config, metrics, metrics_field, gate_field,
             scheduled, scheduled_values, parameters,
@@ -319,8 +322,17 @@ def materialize_asset(
     except BaseException as error:
         recorder.failed(error)
         raise
+    lineage.end(output)
     recorder.succeeded(**({"gate": gate} if gate_field else {}))
     return gate
+
+
+def _lineage(defs: Definitions, task: str, output_path: str) -> TaskLineage:
+    """What the task carries for runs that reuse its output from KFP's cache."""
+    keys = tracking_resource_keys(defs)
+    return TaskLineage(
+        dict(defs.resources or {}), keys, kfp_run_id(output_path) if keys else "", task
+    )
 
 
 def _recorder(defs: Definitions, task: str, output_path: str) -> TaskRecorder:
@@ -477,9 +489,12 @@ def materialize_op(
     """
     defs = load_definitions(module)
     item = json.loads(loop_item) if loop_item else None
-    recorder = _recorder(defs, f"{task}/{item['key']}" if task and item else task, _path(output))
+    name = f"{task or op}/{item['key']}" if item else task or op
+    recorder = _recorder(defs, name if task else "", _path(output))
     recorder.started()
+    lineage = _lineage(defs, name, _path(output))
     try:
+        lineage.begin([*assets.values(), *ops.values(), *collected.values()])
         value = _materialize_op(
             defs, asset, op, assets, ops, collected, items, item, output, config, metrics,
             metrics_field, gate_field, scheduled, scheduled_values, parameters,
@@ -487,6 +502,7 @@ def materialize_op(
     except BaseException as error:
         recorder.failed(error)
         raise
+    lineage.end(output)
     if isinstance(value, list):
         recorder.succeeded(items=len(value))
     else:

@@ -49,7 +49,7 @@ from stock_assets.core.selection import Comparison
 from stock_assets.core.training import TrainingResult
 from stock_assets.core.values import METRIC_DIGITS, Champion, Promotion, TrainedModel
 from stock_assets.defs import liveness, run_record
-from stock_assets.mlflow_ops import pipeline_runs, registry, run_logging, run_status
+from stock_assets.mlflow_ops import lineage, pipeline_runs, registry, run_logging, run_status
 from stock_assets.mlflow_ops.errors import (  # noqa: F401 - STORE_ERRORS, redact_text: re-exported
     STORE_ERRORS,
     bounded_http_retries,
@@ -474,6 +474,20 @@ class MlflowTracking(ConfigurableResource):
                     self.experiment_id(), KFP_RUN_TAG, kfp_run_id, name, tags
                 )[0]
             pipeline_runs.record_task(self.client, run_id, task, record)
+
+    def pipeline_run_lineage(self, kfp_run_id: str) -> str:
+        """What KFP run ``kfp_run_id``'s MLflow run holds (exporters/kfp/protocols.py)."""
+        with bounded_http_retries(), self.reporting_errors():
+            return lineage.pipeline_lineage(
+                self.client, self.experiment_name, kfp_run_id, self.tracking_uri
+            )
+
+    def log_pipeline_lineage(self, kfp_run_id: str, record: str) -> list[str]:
+        """Log a cached task's record on KFP run ``kfp_run_id``'s MLflow run; return notes."""
+        with bounded_http_retries(), self.reporting_errors():
+            return lineage.log_pipeline_lineage(
+                self.client, self.experiment_name, kfp_run_id, record
+            )
 
     def pipeline_task_records(self, kfp_run_id: str) -> dict[str, str]:
         """Every task's record on KFP run ``kfp_run_id``'s MLflow run, by task."""

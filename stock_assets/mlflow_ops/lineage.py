@@ -200,3 +200,84 @@ def datasets_used(run: Run) -> list[dict[str, str]]:
         )
     order = list(SPLITS.values())
     return sorted(rows, key=lambda r: order.index(r["context"]) if r["context"] in order else 9)
+
+
+# --- what a KFP task's cached output carries to the runs that reuse it --------------------
+
+#: Tags that belong to the run or to the orchestration, not to what a task logged.
+RUN_TAG_PREFIXES = ("mlflow.", "kfp_", "stock_assets/", "dagster")
+RUN_TAGS = {"environment", "author"}
+KEPT_MLFLOW_TAGS = {"mlflow.note.content"}
+
+
+def _own_tag(key: str) -> bool:
+    return key in KEPT_MLFLOW_TAGS or not (key in RUN_TAGS or key.startswith(RUN_TAG_PREFIXES))
+
+
+def run_lineage(client: Any, run_id: str | None, tracking_uri: str) -> dict[str, Any]:
+    """What the run holds, as the KFP exporter's lineage record (exporters/kfp/protocols.py):
+    ``params``, ``tags`` (not the run's own bookkeeping) and dataset ``inputs`` by
+    ``<context>:<name>:<digest>``, and the ``tracking_uri`` (never with credentials)."""
+    found: dict[str, Any] = {"tracking_uri": tracking_uri, "params": {}, "tags": {}, "inputs": {}}
+    if run_id is None:
+        return found
+    run = client.get_run(run_id)
+    found["params"] = dict(run.data.params)
+    found["tags"] = {k: v for k, v in run.data.tags.items() if _own_tag(k)}
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        tags = {tag.key: tag.value for tag in item.tags}
+        key = f"{tags.get('mlflow.data.context', '')}:{item.dataset.name}:{item.dataset.digest}"
+        found["inputs"][key] = {"dataset": dict(item.dataset.to_dictionary()), "tags": tags}
+    return found
+
+
+def log_run_lineage(client: Any, run_id: str, lineage: dict[str, Any]) -> list[str]:
+    """Log a lineage record's params, tags and dataset inputs on the run; return notes.
+
+    A param the run already holds with another value is kept (MLflow refuses to change one)
+    and named in a note.
+    """
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
+
+    held = client.get_run(run_id).data.params
+    notes, params = [], []
+    for key, value in (lineage.get("params") or {}).items():
+        if key not in held:
+            params.append(Param(key, str(value)))
+        elif held[key] != str(value):
+            notes.append(f"param {key}: kept {held[key]!r}, the cached task logged {value!r}")
+    tags = [RunTag(k, str(v)) for k, v in (lineage.get("tags") or {}).items()]
+    for start in range(0, max(len(params), len(tags)), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=params[start : start + 100], tags=tags[start : start + 100])
+    datasets = []
+    for entry in (lineage.get("inputs") or {}).values():
+        dataset = Dataset(**entry["dataset"])
+        tags = [InputTag(k, str(v)) for k, v in (entry.get("tags") or {}).items()]
+        datasets.append(DatasetInput(dataset, tags))
+    if datasets:
+        client.log_inputs(run_id, datasets=datasets)
+    return notes
+
+
+def pipeline_lineage(client: Any, experiment_name: str, kfp_run_id: str, tracking_uri: str) -> str:
+    """JSON: the lineage record of KFP run ``kfp_run_id``'s MLflow run (none yet: empty)."""
+    import json
+
+    from stock_assets.mlflow_ops.pipeline_runs import find_run
+
+    run_id = find_run(client, experiment_name, kfp_run_id)
+    return json.dumps(run_lineage(client, run_id, tracking_uri), sort_keys=True)
+
+
+def log_pipeline_lineage(
+    client: Any, experiment_name: str, kfp_run_id: str, lineage: str
+) -> list[str]:
+    """Log the JSON ``lineage`` on KFP run ``kfp_run_id``'s MLflow run; return notes."""
+    import json
+
+    from stock_assets.mlflow_ops.pipeline_runs import find_run
+
+    run_id = find_run(client, experiment_name, kfp_run_id)
+    if run_id is None:
+        raise RuntimeError(f"KFP run {kfp_run_id} has no MLflow run to log the cached lineage on")
+    return log_run_lineage(client, run_id, json.loads(lineage))
