@@ -324,6 +324,33 @@ def test_served_predictions_equal_in_process_ones(server, rows_and_expected, for
 
 
 @pytest.mark.slow
+def test_the_served_version_is_named_by_version_and_a_header(server, rows_and_expected) -> None:
+    """``/version`` and every ``/invocations`` answer (errors too) name the production version."""
+    url, _ = server
+    rows, _ = rows_and_expected
+    with HTTP.open(f"{url}/version", timeout=30) as response:
+        described = json.loads(response.read())
+        assert response.headers["X-Model-Version"] == production_version()
+    assert described["version"] == production_version()
+    assert described["model_uri"] == MODEL_URI
+    assert described["loaded_uri"] == f"models:/stock-prediction/{production_version()}"
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps({"inputs": rows.values.tolist()}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with HTTP.open(request, timeout=30) as response:
+        assert response.headers["X-Model-Version"] == production_version()
+    request = urllib.request.Request(
+        f"{url}/invocations", data=b"[", headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        HTTP.open(request, timeout=30)
+    assert refused.value.code == 400
+    assert refused.value.headers["X-Model-Version"] == production_version()
+
+
+@pytest.mark.slow
 def test_records_with_keys_in_another_order_are_matched_by_name(server, rows_and_expected) -> None:
     url, _ = server
     rows, expected = rows_and_expected

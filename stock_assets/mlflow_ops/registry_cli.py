@@ -86,6 +86,24 @@ def format_description(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+LIST_COLUMNS = ("version", "aliases", "stage", "model_type", "accuracy")
+
+
+def format_list(rows: list[dict[str, Any]]) -> str:
+    """The table ``stock-registry list`` prints: each column as wide as its widest value (the
+    header included), the version right-aligned."""
+    table = [list(LIST_COLUMNS)]
+    table += [[str(row[column]) for column in LIST_COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(LIST_COLUMNS))]
+    return "\n".join(
+        "  ".join(
+            [line[0].rjust(widths[0])]
+            + [c.ljust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
+        ).rstrip()
+        for line in table
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """``list | show N | promote N | rollback``."""
     parser = argparse.ArgumentParser(
@@ -110,13 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_command(client: MlflowClient, args: argparse.Namespace) -> str:
     """What the command prints on success."""
     if args.command == "list":
-        lines = [f"{'version':>7}  {'aliases':<20} {'stage':<11} {'model_type':<18} accuracy"]
-        lines += [
-            f"{r['version']:>7}  {r['aliases']:<20} {r['stage']:<11} "
-            f"{r['model_type']:<18} {r['accuracy']}"
-            for r in list_versions(client)
-        ]
-        return "\n".join(lines)
+        return format_list(list_versions(client))
     if args.command == "show":
         return format_description(describe_version(client, args.version))
     if args.command == "promote":

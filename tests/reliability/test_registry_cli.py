@@ -219,3 +219,55 @@ def test_an_empty_store_is_still_reported_as_empty(tmp_path: Path) -> None:
     assert rolled.returncode == 2 and "has no production version" in rolled.stderr, rolled.stderr
     shown = _registry(sandbox, "promote", "1")
     assert shown.returncode == 2 and "existing versions: none" in shown.stderr, shown.stderr
+
+
+# --- issue 20, item 11: ``list`` keeps its columns aligned whatever the values' widths --------
+
+
+def test_list_columns_stay_aligned_with_long_values(tmp_path: Path) -> None:
+    """Every value starts where its column's header starts (the version ends where its header
+    ends), with long aliases and model types and empty cells."""
+    sandbox = Sandbox(tmp_path)
+    sandbox.data.mkdir(parents=True)
+    client = sandbox.client()
+    run = client.create_run(client.create_experiment("scratch"))
+    client.create_registered_model(REGISTERED_MODEL_NAME)
+    types = ["hist_gradient_boosting_classifier", "", "logistic"]
+    for number, model_type in enumerate(types, start=1):
+        tags = {"model_type": model_type, "accuracy": f"0.5{number}"} if model_type else {}
+        client.create_model_version(
+            REGISTERED_MODEL_NAME, f"runs:/{run.info.run_id}/model", run.info.run_id, tags=tags
+        )
+    assert _registry(sandbox, "promote", "1").returncode == 0
+    for alias in ("champion-of-the-long-name", "challenger"):
+        client.set_registered_model_alias(REGISTERED_MODEL_NAME, alias, "1")
+
+    done = _registry(sandbox, "list")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.rstrip("\n").splitlines()
+    names = ["version", "aliases", "stage", "model_type", "accuracy"]
+    assert header.split() == names
+    starts = [header.index(name) for name in names]
+    table = {}
+    for line in rows:
+        row = line.ljust(len(line) + len(header))  # trailing empty cells are not printed
+        assert row[: starts[1]].endswith("  "), (row, header)
+        cells = [row[: starts[1]].strip()]
+        for start, end in zip(starts[1:], [*starts[2:], None], strict=True):
+            cell = row[start:end]
+            assert not cell.startswith(" ") or not cell.strip(), (cell, row, header)
+            assert row[start - 1] == " " and (end is None or cell.strip() == "" or cell[-1] == " ")
+            cells.append(cell.strip())
+        assert len(row[: starts[1]].rstrip()) == len("version"), (row, header)
+        table[cells[0]] = cells
+    assert table == {
+        "1": [
+            "1",
+            "challenger,champion-of-the-long-name,production",
+            "production",
+            "hist_gradient_boosting_classifier",
+            "0.51",
+        ],
+        "2": ["2", "", "", "", ""],
+        "3": ["3", "", "", "logistic", "0.53"],
+    }, done.stdout

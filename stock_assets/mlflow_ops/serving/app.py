@@ -6,6 +6,8 @@ middleware that:
 
 * serves only ``POST /invocations`` and ``GET /ping``, ``/health``, ``/version`` (404 for the
   rest, FastAPI's ``/docs`` and ``/openapi.json`` included; 405 for another method);
+* names the served registry version: ``/version`` answers it as JSON, and every
+  ``/invocations`` answer carries it in the ``X-Model-Version`` header;
 * refuses a body over ``max_request_bytes`` (default :data:`MAX_REQUEST_BYTES`) with 413, from
   its ``Content-Length`` or while reading it, so one huge request cannot hold a worker;
 * accepts JSON only: one ``Content-Type`` header at most (two are refused with 400: the guard
@@ -17,8 +19,10 @@ middleware that:
 * answers every error as ``{"error_code", "message"}``: no stack trace, no server path, no echo
   of the input (MLflow's own error bodies carry a ``stack_trace``).
 
-uvicorn runs it with several workers, a concurrency limit and a protocol bounding slow clients
-(:mod:`.server`, :mod:`.protocol`).
+The model comes from a :class:`~.follow.Follower`, which moves it to the version the
+``production`` alias names (:mod:`.follow`); each request reads the served model once, so a swap
+never touches a request under way. uvicorn runs it with several workers, a concurrency limit and
+a protocol bounding slow clients (:mod:`.server`, :mod:`.protocol`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from stock_assets.mlflow_ops.serving.follow import (
+    HTTP_LIMITS,
+    INTERVAL_ENV,
+    MODEL_URI_ENV,
+    VERSION_HEADER,
+    Follower,
+    alias_version,
+    read_interval,
+)
 from stock_assets.mlflow_ops.serving.payload import TooLarge, payload_problem
 
 #: The largest request body accepted: 1 MiB, about 4,000 rows of 22 features.
@@ -125,8 +138,8 @@ def content_type_problem(values: list[bytes]) -> tuple[int, bytes] | None:
 class RequestGuard:
     """Routes, size limits, content type, input checks and error sanitising around ``app``."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_request_bytes: int) -> None:
-        self.app = app
+    def __init__(self, follower: Follower, max_request_bytes: int) -> None:
+        self.follower = follower
         self.limit = max_request_bytes
 
     def too_large(self) -> bytes:
@@ -138,7 +151,7 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.follower.current.app(scope, receive, send)
             return
         started = False
 
@@ -163,16 +176,35 @@ class RequestGuard:
             if method != allowed:
                 message = f"{path[1:]} takes {allowed} requests; this server answers {ENDPOINTS}"
                 await _answer(send, 405, _error("METHOD_NOT_ALLOWED", message))
+            elif path == "/version":
+                await self.version(send)
             elif allowed == "GET":
-                await self.app(scope, receive, send)
+                await self.follower.current.app(scope, receive, send)
             else:
                 await self.invocations(scope, receive, send)
             return
         message = f"no such endpoint; this server answers {ENDPOINTS}"
         await _answer(send, 404, _error("NOT_FOUND", message))
 
+    async def version(self, send: Send) -> None:
+        """``GET /version``: the registry version served, what it was loaded from, and MLflow's."""
+        from mlflow.version import VERSION
+
+        follower, served = self.follower, self.follower.current
+        body = {
+            "model": follower.name,
+            "version": served.version,
+            "model_uri": follower.uri,
+            "loaded_uri": follower.version_uri(served.version),
+            "follow_interval_s": follower.interval,
+            "mlflow_version": VERSION,
+        }
+        await _answer(_with_version(send, served.version), 200, json.dumps(body).encode())
+
     async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /invocations``: bounded body, JSON only, checked cells, then MLflow's app."""
+        served = self.follower.current  # this request's model, whatever is swapped in meanwhile
+        send = _with_version(send, served.version)
         headers = [(k.lower(), v) for k, v in scope.get("headers", [])]
         length = dict(headers).get(b"content-length", b"")
         if length and (not length.strip().isdigit() or int(length) > self.limit):
@@ -236,16 +268,41 @@ class RequestGuard:
             await send({"type": "http.response.start", "status": status, "headers": kept})
             await send({"type": "http.response.body", "body": content})
 
-        await self.app({**scope, "headers": headers}, replay, capture)
+        await served.app({**scope, "headers": headers}, replay, capture)
+
+
+def _with_version(send: Send, version: str) -> Send:
+    """``send`` adding the ``X-Model-Version`` header to the response's start."""
+    value = version.encode()
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0].lower() != VERSION_HEADER]
+            message = {**message, "headers": [*headers, (VERSION_HEADER, value)]}
+        await send(message)
+
+    return sending
 
 
 def create_app() -> RequestGuard:
-    """The guarded scoring app for the production model (uvicorn's ``--factory`` target)."""
-    import mlflow.pyfunc
-    from mlflow.pyfunc import scoring_server
+    """The guarded scoring app for the production model (uvicorn's ``--factory`` target).
+
+    Serves ``STOCK_SERVE_MODEL_URI`` (default ``models:/stock-prediction@production``) and
+    follows its alias every ``STOCK_SERVE_FOLLOW_INTERVAL`` seconds (default 30, 0 = never).
+    """
+    from mlflow import MlflowClient
 
     from stock_assets.mlflow_ops.serving.server import MODEL_URI
 
-    model = mlflow.pyfunc.load_model(MODEL_URI)
+    for name, value in HTTP_LIMITS.items():  # this worker's own environment
+        os.environ.setdefault(name, value)
+    client = MlflowClient()
+
+    def lookup(name: str, alias: str) -> str | None:
+        return alias_version(client, name, alias)
+
+    uri = os.environ.get(MODEL_URI_ENV) or MODEL_URI
+    follower = Follower(uri, read_interval(os.environ.get(INTERVAL_ENV)), lookup=lookup)
+    follower.start()
     limit = int(os.environ.get(MAX_BYTES_ENV) or MAX_REQUEST_BYTES)
-    return RequestGuard(scoring_server.init(model), limit)
+    return RequestGuard(follower, limit)

@@ -7,8 +7,10 @@ environment, through :func:`stock_assets.mlflow_ops.serving.app.create_app` (a r
 limit answered with 413, JSON only, row/column messages for bad input, errors without stack
 traces), with several uvicorn workers, a concurrency limit, and uvicorn's HTTP protocol bounded
 against slow clients (:mod:`.protocol`: a read deadline and a cap on waiting connections).
-Before starting, it checks that the alias exists and, if not, says how to get a production
-model and exits with code 1.
+Each worker follows the alias (:mod:`.follow`): every ``--follow-interval`` seconds (30; 0 =
+never) it looks the alias up and swaps in the version it names once loaded; ``--model-version
+N`` serves version N and never changes. Before starting, it checks that the alias (or version)
+exists and, if not, says how to get a production model and exits with code 1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
 from stock_assets.mlflow_ops.serving.app import MAX_BYTES_ENV, MAX_REQUEST_BYTES
+from stock_assets.mlflow_ops.serving.follow import DEFAULT_INTERVAL, INTERVAL_ENV, MODEL_URI_ENV
 from stock_assets.mlflow_ops.serving.protocol import (
     MAX_WAITING,
     MAX_WAITING_ENV,
@@ -58,6 +61,8 @@ def build_serve_command(
     max_request_bytes: int | None = None,
     read_timeout: float | None = None,
     max_waiting: int | None = None,
+    follow_interval: float | None = None,
+    model_version: str | None = None,
     python: str | None = None,
     bin_dir: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -98,9 +103,12 @@ def build_serve_command(
         (MAX_BYTES_ENV, max_request_bytes),
         (READ_TIMEOUT_ENV, read_timeout),
         (MAX_WAITING_ENV, max_waiting),
+        (INTERVAL_ENV, follow_interval),
     ):
         if value is not None:
             env[name] = str(value)
+    if model_version is not None:
+        env[MODEL_URI_ENV] = f"models:/{REGISTERED_MODEL_NAME}/{model_version}"
     return argv, env
 
 
@@ -117,8 +125,9 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-def missing_model_reason(tracking_uri: str) -> str | None:
-    """Why the production model cannot be served from ``tracking_uri``, or None if it can."""
+def missing_model_reason(tracking_uri: str, version: str | None = None) -> str | None:
+    """Why the production model (or ``version``) cannot be served from ``tracking_uri``, or
+    None if it can."""
     database = sqlite_path(tracking_uri)
     if database is not None and not database.exists():
         # Opening a missing SQLite store would create it; nothing can be registered there yet.
@@ -133,13 +142,17 @@ def missing_model_reason(tracking_uri: str) -> str | None:
     try:
         with environment_defaults(FAIL_FAST_HTTP):
             versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
-            if versions and production_version(client) is not None:
+            if version is not None and version in {str(v.version) for v in versions}:
+                return None
+            if version is None and versions and production_version(client) is not None:
                 return None
     except MlflowException as error:
         return f"the store could not be read (is its server running?): {error.message}"
     if not versions:
         return f"no model named {REGISTERED_MODEL_NAME!r} is registered"
     numbers = ", ".join(sorted((str(v.version) for v in versions), key=int))
+    if version is not None:
+        return f"{REGISTERED_MODEL_NAME!r} has no version {version} (versions: {numbers})"
     return (
         f"{REGISTERED_MODEL_NAME!r} has version(s) {numbers} but none carries the alias "
         f"{PRODUCTION_ALIAS!r}"
@@ -195,7 +208,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="connections per worker still sending a request or idle; beyond it the longest "
         f"waiting is closed ({MAX_WAITING})",
     )
+    parser.add_argument(
+        "--follow-interval",
+        type=_seconds,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="look up the production alias this often and serve the version it names once "
+        f"loaded; 0 = never ({DEFAULT_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--model-version",
+        type=_version,
+        metavar="N",
+        help="serve registered version N instead of the alias, never changing",
+    )
     return parser.parse_args(argv)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 = off), got {text!r}")
+    return value
+
+
+def _version(text: str) -> str:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number (1, 2, ...), got {text!r}")
+    return str(int(text))
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -216,10 +259,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Check that the production alias exists, then replace this process with the server."""
     args = parse_args(argv)
     tracking_uri = default_tracking_uri()
-    reason = missing_model_reason(tracking_uri)
+    reason = missing_model_reason(tracking_uri, args.model_version)
     if reason is not None:
         print(missing_model_message(tracking_uri, reason), file=sys.stderr)
         sys.exit(1)
+    served = MODEL_URI
+    if args.model_version is not None:
+        served = f"models:/{REGISTERED_MODEL_NAME}/{args.model_version}"
     command, env = build_serve_command(
         args.host,
         args.port,
@@ -228,10 +274,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_request_bytes=args.max_request_bytes,
         read_timeout=args.read_timeout,
         max_waiting=args.max_waiting,
+        follow_interval=args.follow_interval,
+        model_version=args.model_version,
+    )
+    following = (
+        f"following the alias, looked up every {args.follow_interval:g} s"
+        if args.model_version is None and args.follow_interval > 0
+        else "not following the alias"
     )
     print(
-        f"serving {MODEL_URI} from {redact_uri(tracking_uri)} on http://{args.host}:{args.port} "
-        "(POST /invocations, GET /ping)",
+        f"serving {served} from {redact_uri(tracking_uri)} on http://{args.host}:{args.port} "
+        f"(POST /invocations, GET /ping, /version; {following})",
         file=sys.stderr,
         flush=True,
     )
