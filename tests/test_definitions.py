@@ -14,7 +14,6 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from stock_assets.core.selection import DEFAULT_CANDIDATES
 from stock_assets.definitions import defs
-from stock_assets.defs.executor import MULTIPROCESS_FROM_ROWS, execution_for
 from stock_assets.defs.schedules import nightly_retrain
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
@@ -47,10 +46,7 @@ def test_nightly_schedule_passes_the_tick_date_as_end_date() -> None:
     assert validate_run_config(job, request.run_config)
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert selected == {"stock_data", "features", "model", "deploy_decision", "deployed_model"}
-    # the default size runs in one process; at scale, one process per step
-    assert request.run_config["execution"]["config"] == {"in_process": {}}
-    assert execution_for(MULTIPROCESS_FROM_ROWS) == {"multiprocess": {}}
-    assert execution_for(MULTIPROCESS_FROM_ROWS - 1) == {"in_process": {}}
+    assert "execution" not in request.run_config  # the default executor: one process
 
 
 @pytest.mark.slow

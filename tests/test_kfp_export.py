@@ -155,7 +155,9 @@ def test_artifacts_metrics_caching_and_docs(stock_yaml: Path) -> None:
     assert cached["stock-data"] and cached["features"]  # code_version set
     assert not cached["model-train-best"] and not cached["deployed-model"]  # side effects
     assert not cached["model-plan-candidates"]
-    assert tasks["stock-data"]["taskInfo"]["name"] == "Daily OHLCV bars"
+    # one rule for display names: the asset's name (an op's task: <asset>.<op>), as in Dagster
+    assert tasks["stock-data"]["taskInfo"]["name"] == "stock_data"
+    assert tasks["model-train-best"]["taskInfo"]["name"] == "model.train_best"
     executor = spec["deploymentSpec"]["executors"]["exec-model-train-best"]["container"]
     assert executor["image"] == "stock-assets:0.1.0"
     source = executor["command"][-1]

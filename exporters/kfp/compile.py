@@ -494,9 +494,9 @@ def _op_display_name(op: OpTask) -> str:
 
 
 def _display_name(task: AssetTask) -> str:
-    """The description's first sentence when it is short, else the asset's name."""
-    first = task.description.split(". ")[0].split(": ")[0].strip().rstrip(".")
-    return first if first and len(first) <= 60 else task.asset
+    """The asset's name, as Dagster shows it (an op's task is ``<asset>.<op>``); the description
+    is the component's docstring."""
+    return task.asset
 
 
 def pipeline_name(graph: PipelineGraph, options: ExportOptions) -> str:

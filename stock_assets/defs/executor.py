@@ -1,9 +1,10 @@
-"""How a run's steps execute locally: in the run's process by default, multiprocess at scale.
+"""How a run's steps execute locally: in the run's process unless the run config says otherwise.
 
-At the default size (one ticker, 500 days) the steps' own work is a few seconds, and starting a
-process per step costs more than it saves: a run executes ``in_process`` unless its config says
-``multiprocess``. At scale (:func:`execution_for`: the nightly schedule uses it) the candidates'
-scoring steps run side by side in processes forked from a ``forkserver`` that preloaded the
+Measured on 2 cores (README, *Scale*), one process is faster at every size: 9.6 s against
+20.0 s for the default run under the CLI, 48.5 s against 59.1 s for the nightly run at 500
+tickers x 2,520 days, since the candidates' scoring already uses both cores inside a step (fold
+threads, OpenMP). So a run executes ``in_process`` unless its config says ``multiprocess``, for
+a machine with more cores: then each step is forked from a ``forkserver`` that preloaded the
 project, so no step imports Dagster, MLflow and scikit-learn again. A run config can choose
 anything Dagster's default executor takes (``in_process``, ``multiprocess`` with another
 ``start_method``, ``max_concurrent``: how many steps run at once, default the CPU count).
@@ -47,16 +48,8 @@ PRELOADED = [
 ]
 
 
-#: Rows (tickers x days) from which a run pays for a process per step: measured with
-#: ``benchmarks/bench_first_run.py`` and ``bench_scale.py`` (README, *Scale*).
-MULTIPROCESS_FROM_ROWS = 100_000
 #: The executor config of a run that sets none.
 DEFAULT_EXECUTION: dict[str, Any] = {"in_process": {}}
-
-
-def execution_for(rows: int) -> dict[str, Any]:
-    """The executor config for a run over ``rows`` bars: in-process, multiprocess at scale."""
-    return {"multiprocess": {}} if rows >= MULTIPROCESS_FROM_ROWS else {"in_process": {}}
 
 
 def with_warm_workers(config: dict[str, Any]) -> dict[str, Any]:

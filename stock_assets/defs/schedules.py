@@ -10,9 +10,7 @@ from dagster import (
     schedule,
 )
 
-from stock_assets.defs.config import StockDataConfig
 from stock_assets.defs.constants import GROUP_NAME
-from stock_assets.defs.executor import execution_for
 
 retrain_job = define_asset_job(
     name="retrain",
@@ -31,15 +29,10 @@ NIGHTLY_CRON = "0 2 * * *"
     description="Retrain every night at 02:00 UTC on the data up to the tick's date.",
 )
 def nightly_retrain(context: ScheduleEvaluationContext) -> RunRequest:
-    """One run per tick, keyed by its date, with ``end_date`` set to that date; multiprocess
-    when the data is large enough for it to pay (:func:`execution_for`)."""
+    """One run per tick, keyed by its date, with ``end_date`` set to that date."""
     as_of = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    data = StockDataConfig(end_date=as_of)
     return RunRequest(
         run_key=as_of,
-        run_config={
-            "ops": {"stock_data": {"config": {"end_date": as_of}}},
-            "execution": {"config": execution_for(len(data.tickers) * data.days)},
-        },
+        run_config={"ops": {"stock_data": {"config": {"end_date": as_of}}}},
         tags={"as_of": as_of},
     )
