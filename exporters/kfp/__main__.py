@@ -339,7 +339,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for key in graph.tracking_keys:
-        if not callable(getattr(defs.resources[key], "end_pipeline_run", None)):
+        if not callable(getattr((defs.resources or {})[key], "end_pipeline_run", None)):
             print(
                 f"error: resource {key!r} takes kfp_run_id but has no "
                 "end_pipeline_run(kfp_run_id, status) method (exporters/kfp/protocols.py)",

@@ -259,7 +259,7 @@ def build_pipeline(graph: PipelineGraph, options: ExportOptions) -> Any:
         if isinstance(op, OpTask)
         else component_source(t, graph.module, fed)
         for t in graph.tasks
-        for op in (t.ops or [t])
+        for op in t.config_owners
     ]
     if graph.uses_tracking:
         plan = pipeline_plan(graph, _condition_chains(graph), options.disable_caching)
@@ -462,7 +462,7 @@ def _condition_chains(graph: PipelineGraph) -> dict[str, tuple[str, ...]]:
     order = {t.asset: i for i, t in enumerate(graph.tasks)}
     chains: dict[str, tuple[str, ...]] = {}
     for task in graph.tasks:
-        gates = set()
+        gates: set[str] = set()
         for parent in task.upstream + task.order_only:
             gates.update(chains[parent])
         if task.run_if:

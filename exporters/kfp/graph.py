@@ -30,6 +30,7 @@ import keyword
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,11 @@ class AssetTask:
     parallelism: dict[str, int] = field(default_factory=dict)  # fan-out op -> limit (0: none)
 
     @property
+    def config_owners(self) -> list[AssetTask | OpTask]:
+        """What takes config and becomes a KFP task: the ops of a graph-backed asset, else it."""
+        return [*self.ops] if self.ops else [self]
+
+    @property
     def label(self) -> str:
         return self.asset
 
@@ -168,7 +174,7 @@ class PipelineGraph:
     @property
     def owners(self) -> list[AssetTask | OpTask]:
         """Every task that takes config: the assets, and the ops of graph-backed ones."""
-        return [owner for task in self.tasks for owner in (task.ops or [task])]
+        return [owner for task in self.tasks for owner in task.config_owners]
 
 
 def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> PipelineGraph:
@@ -229,7 +235,7 @@ def read_graph(defs: Definitions, module: str, tracking_keys: list[str]) -> Pipe
         task.upstream_types = {up: tasks[up].artifact_type for up in task.upstream}
         if task.run_if:
             tasks[task.run_if[0]].gate_field = task.run_if[1]
-    owners = [owner for task in tasks.values() for owner in (task.ops or [task])]
+    owners = [owner for task in tasks.values() for owner in task.config_owners]
     _flatten_parameter_names(owners)
     _check_names(list(tasks.values()))
     return PipelineGraph(
@@ -247,7 +253,7 @@ def kfp_name(name: str) -> str:
 
 def _check_names(tasks: list[AssetTask]) -> None:
     """Refuse two tasks with one KFP task name, and argument or parameter name clashes."""
-    owners = [owner for task in tasks for owner in (task.ops or [task])]
+    owners = [owner for task in tasks for owner in task.config_owners]
     by_task: dict[str, AssetTask | OpTask] = {}
     for owner in owners:
         other = by_task.setdefault(kfp_name(owner.function_name), owner)
@@ -291,9 +297,11 @@ def _where(owner: AssetTask | OpTask) -> str:
     return f"op {owner.node!r}: " if isinstance(owner, OpTask) else ""
 
 
-def component_arguments(op: OpTask, by_function: dict[str, OpTask]) -> list[str]:
+def component_arguments(op: OpTask, by_function: Mapping[str, AssetTask | OpTask]) -> list[str]:
     """The generated arguments of an op task's component, other than its config parameters."""
-    by_node = {o.node: o for o in by_function.values() if o.asset == op.asset}
+    by_node = {
+        o.node: o for o in by_function.values() if isinstance(o, OpTask) and o.asset == op.asset
+    }
     names = [op.function_name]
     for source in op.inputs:
         if source.kind == ASSET:
@@ -452,7 +460,7 @@ def _artifact_type(kinds: set[str] | frozenset[str]) -> str:
 
 
 def _config_class(op_def: OpDefinition, asset: str, where: str = "") -> type[Config] | None:
-    fn = op_def.compute_fn.decorated_fn
+    fn = op_def.compute_fn.decorated_fn  # type: ignore[union-attr]  # a decorated op's function
     params = inspect.signature(fn).parameters
     if "config" not in params:
         if op_def.config_schema and op_def.config_schema.as_field().is_required:

@@ -174,7 +174,8 @@ def analyze_graph(assets_def: AssetsDefinition, asset: str) -> GraphPlan:
         if len(collected) > 1:
             raise UnsupportedConstructError(
                 asset,
-                f"op {node.name!r} collects several fan-outs ({', '.join(sorted(collected))})",
+                f"op {node.name!r} collects several fan-outs "
+                f"({', '.join(sorted(map(str, collected)))})",
                 "Collect each in its own op.",
             )
 

@@ -370,7 +370,7 @@ def _materialize_asset(
 
     others = [a for a in defs.assets or [] if a is not assets_def]
     materialize(
-        [*others, without_retries(assets_def), *(defs.asset_checks or [])],
+        [*others, without_retries(assets_def), *(defs.asset_checks or [])],  # type: ignore[list-item]
         selection=AssetSelection.assets(key) | AssetSelection.checks_for_assets(key),
         resources=resources,
         run_config=run_config,
@@ -576,7 +576,7 @@ def _materialize_op(
     if node.final:
         selection = selection | AssetSelection.checks_for_assets(key)
     materialize(
-        [*others, single, *checks],
+        [*others, single, *checks],  # type: ignore[list-item]
         selection=selection,
         resources=resources,
         run_config=run_config,
@@ -677,6 +677,8 @@ def one_op_graph(
     from exporters.kfp.ops import ASSET, COLLECTED, COLLECTED_ITEMS, ITEM, OP
 
     graph = assets_def.node_def
+    if not isinstance(graph, GraphDefinition):
+        raise TypeError(f"{assets_def.key.to_user_string()} is not a graph-backed asset")
     prefix = "kfp_stand_in__"
     definitions: dict[str, Any] = {}
     dependencies: dict[Any, dict[str, Any]] = {}
@@ -702,7 +704,8 @@ def one_op_graph(
         upstream = plan.node(name)
         ins = {}
         if upstream.loop:
-            fan_out(upstream.loop, [item] if node.loop == upstream.loop else entries)
+            this_item = [item] if item is not None else []
+            fan_out(upstream.loop, this_item if node.loop == upstream.loop else entries)
             ins["fan_out"] = In(Nothing)
 
         @op(name=f"{prefix}{name}", ins=ins, out={upstream.output: Out()})
@@ -733,7 +736,7 @@ def one_op_graph(
                 )
             )
         elif source.kind == ITEM:
-            fan_out(source.source, [item])
+            fan_out(source.source, [item] if item is not None else [])
             target[source.name] = DependencyDefinition(source.source, upstream_output)
         elif source.kind == OP:
             stand_in(source.source)

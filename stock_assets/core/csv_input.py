@@ -49,7 +49,7 @@ _REQUIRED_CSV_COLUMNS = ["Date", *NUMERIC_COLUMNS]
 #: Volumes are stored as int64: 2**63 and above do not fit (and would wrap to a negative).
 _INT64_LIMIT = float(2**63)
 _EXPECTED_CSV = "expected Date, Open, High, Low, Close, Volume (any letter case)"
-_DECOMPRESSORS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
+_DECOMPRESSORS: dict[str, Callable[[IO[bytes]], io.BufferedIOBase]] = {
     ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
     ".bz2": lambda raw: bz2.BZ2File(raw, "rb"),
     ".xz": lambda raw: lzma.LZMAFile(raw, "rb"),  # noqa: SIM115 (closed by the caller)
@@ -111,7 +111,9 @@ def _open_regular(file: Path, source: str) -> IO[bytes]:
         raise
 
 
-def _read_at_most(stream: IO[bytes], source: str, decompressed: bool) -> bytearray:
+def _read_at_most(
+    stream: IO[bytes] | io.BufferedIOBase, source: str, decompressed: bool
+) -> bytearray:
     """All of ``stream``, refused once it passes ``MAX_CSV_BYTES`` (nothing more is read)."""
     data = bytearray()
     while len(data) <= MAX_CSV_BYTES:
@@ -146,7 +148,8 @@ def _read_text(file: Path, source: str) -> str:
         except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
             if suffix not in (*_DECOMPRESSORS, ".zip"):
                 raise DataValidationError(
-                    f"{source}: cannot be read ({exc.strerror or type(exc).__name__}); "
+                    f"{source}: cannot be read "
+                    f"({getattr(exc, 'strerror', None) or type(exc).__name__}); "
                     "expected a readable CSV file"
                 ) from None
             raise DataValidationError(  # the exception's text may quote the file's bytes

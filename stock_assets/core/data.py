@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -107,8 +108,8 @@ def check_tickers(tickers: Iterable[str]) -> list[str]:
         raise DataValidationError(
             f"tickers: invalid symbol(s) {bad!r}; expected non-blank strings such as 'SYNTH'"
         )
-    seen: set[str] = set()
-    dupes = sorted({t for t in names if t in seen or seen.add(t)})
+    counted = Counter(names)
+    dupes = sorted(t for t, n in counted.items() if n > 1)
     if dupes:
         raise DataValidationError(
             f"tickers: duplicate symbol(s) {dupes!r}; expected each ticker once"
@@ -387,11 +388,11 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "stock data", quote: bool = T
     if short.size:
         if quote:
             order = sorted(short, key=lambda i: str(symbols[i]))[:5]
-            names = [repr(symbols[i]) for i in order]
+            labels = [repr(symbols[i]) for i in order]
         else:  # in the order of the rows, each named by its first row
             order = list(short[:5])
-            names = [f"the ticker at {at(codes == i)}" for i in order]
-        shown = ", ".join(f"{name} has {counts[i]}" for name, i in zip(names, order, strict=True))
+            labels = [f"the ticker at {at(codes == i)}" for i in order]
+        shown = ", ".join(f"{name} has {counts[i]}" for name, i in zip(labels, order, strict=True))
         more = f" (and {len(short) - 5} more)" if len(short) > 5 else ""
         raise DataValidationError(
             f"{source}: too few rows for ticker(s): {shown} row(s){more}; {_MIN_ROWS_WHY}"

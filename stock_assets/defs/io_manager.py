@@ -111,7 +111,10 @@ class AssetFileIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Any:
         if not context.has_asset_key:
-            return self._read(context, self.op_output_path(context.upstream_output))
+            upstream = context.upstream_output
+            if upstream is None:  # an op input always has the output it was wired to
+                raise DagsterInvariantViolationError(f"input {context.name!r} has no upstream")
+            return self._read(context, self.op_output_path(upstream))
         try:
             run_id = context.step_context.run_id
         except DagsterInvariantViolationError:  # outside a run: Definitions.load_asset_value

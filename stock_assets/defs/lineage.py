@@ -8,6 +8,7 @@ to MLflow). Both work the same in a Dagster run and in a KFP task, which runs th
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from dagster import (
     DagsterEventType,
     DataVersion,
     MetadataValue,
+    OpExecutionContext,
     Output,
 )
 
@@ -70,7 +72,9 @@ def table_lineage(context: AssetExecutionContext, table: pd.DataFrame) -> TableL
     return lineage
 
 
-def stored_input(context: AssetExecutionContext, input_name: str) -> StoredTable:
+def stored_input(
+    context: AssetExecutionContext | OpExecutionContext, input_name: str
+) -> StoredTable:
     """Where the asset's input ``input_name`` was read from, and the run that read it.
 
     The location is the ``uri`` or ``path`` the IO manager reported when loading the input
@@ -87,8 +91,9 @@ def stored_input(context: AssetExecutionContext, input_name: str) -> StoredTable
         event = entry.dagster_event
         if event is None or event.step_key != step_key:
             continue
-        if event.event_specific_data.input_name == input_name:
-            location = _location(event.event_specific_data.metadata)
+        loaded = event.event_specific_data  # LoadedInputData: input_name, metadata
+        if getattr(loaded, "input_name", None) == input_name:
+            location = _location(getattr(loaded, "metadata", None) or {})
     if location is None:
         latest = context.instance.get_latest_materialization_event(asset_key)
         if latest is not None and latest.asset_materialization is not None:
@@ -98,7 +103,7 @@ def stored_input(context: AssetExecutionContext, input_name: str) -> StoredTable
     return StoredTable(asset=asset_key.to_user_string(), location=location, run_ids=run_ids)
 
 
-def _location(metadata: dict[str, Any]) -> str | None:
+def _location(metadata: Mapping[str, Any]) -> str | None:
     for key in LOCATION_KEYS:
         if key in metadata:
             value = metadata[key]

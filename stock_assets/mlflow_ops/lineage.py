@@ -150,14 +150,14 @@ def log_training_data(
     windows = dict(zip(SPLITS, split, strict=True))
     summaries = {"features": summarise(features)}
     source = stored.dataset_source()
-    for split, context in SPLITS.items():
-        frame = windows[split]
-        summary = summaries[split] = summarise(frame)
+    for window, context in SPLITS.items():
+        frame = windows[window]
+        summary = summaries[window] = summarise(frame)
         dataset = TableDataset(
             frame,
             source=source,
             targets=TARGET_COLUMN,
-            name=f"features {split} {summary.window}",
+            name=f"features {window} {summary.window}",
             digest=summary.digest,
         )
         tags = {
@@ -185,7 +185,7 @@ def lineage_tags(summaries: dict[str, TableSummary]) -> dict[str, str]:
 def datasets_used(run: Run) -> list[dict[str, str]]:
     """The run's dataset inputs: context, name, digest, rows, source and stored location."""
     rows = []
-    for item in run.inputs.dataset_inputs:
+    for item in run.inputs.dataset_inputs if run.inputs else []:
         tags = {tag.key: tag.value for tag in item.tags}
         rows.append(
             {
@@ -252,8 +252,8 @@ def log_run_lineage(client: Any, run_id: str, lineage: dict[str, Any]) -> list[s
     datasets = []
     for entry in (lineage.get("inputs") or {}).values():
         dataset = Dataset(**entry["dataset"])
-        tags = [InputTag(k, str(v)) for k, v in (entry.get("tags") or {}).items()]
-        datasets.append(DatasetInput(dataset, tags))
+        input_tags = [InputTag(k, str(v)) for k, v in (entry.get("tags") or {}).items()]
+        datasets.append(DatasetInput(dataset, input_tags))
     if datasets:
         client.log_inputs(run_id, datasets=datasets)
     return notes
