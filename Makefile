@@ -10,7 +10,7 @@ DATA_DIR := $(or $(STOCK_ASSETS_DATA_DIR),$(CURDIR)/data)
 MLFLOW_UI_PORT ?= 5000
 DAGSTER_PORT ?= 3000
 
-.PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean test-backend
+.PHONY: dev test test-fast install browser lint format export mlflow mlflow-ui serve clean test-backend kfp-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,15 @@ format: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/python -m exporters.kfp
+
+# The KFP side without a cluster: export the pipeline, run it under kfp.local (one process per
+# task, this venv) with one MLflow run in the store `make mlflow-ui` browses, print a summary.
+# Arguments: KFP_LOCAL_ARGS='--param days=160 --keep build/kfp-local' (python -m
+# exporters.kfp.local --help). Exit status 1 if the pipeline failed.
+kfp-local: $(STAMP)
+	@STOCK_ASSETS_DATA_DIR=$(DATA_DIR) \
+	MLFLOW_TRACKING_URI=$(or $(MLFLOW_TRACKING_URI),sqlite:///$(DATA_DIR)/mlflow.db) \
+	  $(BIN)/python -m exporters.kfp.local $(KFP_LOCAL_ARGS)
 
 # Browse the local store (the default when MLFLOW_TRACKING_URI is unset), lean: one worker and
 # none of MLflow 3's GenAI job processes (this project submits no such jobs). It prints the
