@@ -193,7 +193,9 @@ def leaf_tasks(package: Path) -> list[str]:
     components = spec.get("components", {})
 
     def walk(dag: dict[str, Any]) -> list[str]:
-        tasks, names, done = dag.get("tasks", {}), [], set()
+        tasks = dag.get("tasks", {})
+        names: list[str] = []
+        done: set[str] = set()
         while len(done) < len(tasks):
             ready = [
                 name
@@ -224,7 +226,7 @@ def tracking_run(module: str, kfp_run_id: str) -> tuple[str, list[Any], dict[str
     except ImportError:
         return None
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    resource = defs.resources[keys[0]]
+    resource = (defs.resources or {})[keys[0]]
     if not uri and isinstance(resource, PipelineRunLineage):
         uri = json.loads(resource.pipeline_run_lineage(kfp_run_id)).get("tracking_uri")
     client = MlflowClient(tracking_uri=uri) if uri else MlflowClient()
@@ -280,7 +282,8 @@ def failure_line(log_text: str) -> str:
     """One line: the first failed task and the error it ended with (its last exception line)."""
     plain = [ANSI.sub("", line).strip() for line in log_text.splitlines()]
     end = next((i for i, line in enumerate(plain) if FAILED_TASK.search(line)), len(plain))
-    task = FAILED_TASK.search(plain[end])[1] if end < len(plain) else "a task"
+    found = FAILED_TASK.search(plain[end]) if end < len(plain) else None
+    task = found[1] if found else "a task"
     before = [line for line in plain[:end] if line]
     errors = [m for line in before if (m := EXCEPTION.match(line))]
     if errors:
