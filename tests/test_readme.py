@@ -126,7 +126,7 @@ def make_dev_home(folder: Path, env: dict[str, str]) -> Path:
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert any(" dev -h 127.0.0.1 -p 3000" in line for line in recipe), recipe
+    assert any("stock_assets.dev -h 127.0.0.1 -p 3000" in line for line in recipe), recipe
     (home,) = [line.removeprefix("mkdir -p ") for line in recipe if line.startswith("mkdir -p ")]
     # The project's instance settings (queue limit, run monitoring), unless the user has some.
     assert any(
