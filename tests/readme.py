@@ -11,6 +11,20 @@ from typing import Any
 from tests.conftest import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
+#: The pages the README sends readers to; their sections are found like the README's own.
+DOCS = PROJECT_ROOT / "docs"
+
+
+def pages() -> list[str]:
+    """The README, then every page of docs/, as text."""
+    return [README.read_text(), *(p.read_text() for p in sorted(DOCS.glob("*.md")))]
+
+
+def all_text() -> str:
+    """The README and the docs pages, one after the other."""
+    return "\n".join(pages())
+
+
 SHOWN = "# -> "  # how the README prints what a command answers, on the line after it
 
 
@@ -23,11 +37,13 @@ class Example:
 
 
 def section(title: str, text: str | None = None) -> str:
-    """The body of the ``## title`` section, up to the next ``## `` heading."""
-    text = README.read_text() if text is None else text
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert match, f"README has no section '## {title}'"
-    return match.group(1)
+    """The body of the ``## title`` section (of ``text``, else of the README or a docs page),
+    up to the next ``## `` heading."""
+    for page in [text] if text is not None else pages():
+        match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", page, re.M | re.S)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"neither the README nor docs/ has a section '## {title}'")
 
 
 def fenced_blocks(text: str, language: str = "bash") -> list[str]:

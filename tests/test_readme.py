@@ -73,8 +73,9 @@ def test_readme_diagram_draws_the_asset_graphs_edges() -> None:
 
 
 def layout_modules(text: str) -> list[str]:
-    """The ``.py`` paths the *Layout* section's tree names, one per line, folders resolved."""
-    (block,) = readme.fenced_blocks(readme.section("Layout", text), "")
+    """The ``.py`` paths the *Layout* section's tree (``text``) names, one per line, folders
+    resolved."""
+    (block,) = readme.fenced_blocks(text, "")
     folders: list[tuple[int, str]] = []  # (indent, path) of the enclosing folders
     modules = []
     for line in block.splitlines():
@@ -95,9 +96,7 @@ PROJECT_PACKAGES = ("stock_assets/", "exporters/")
 
 def test_readme_layout_names_every_module_once() -> None:
     """Every module of the project and the exporter, one line each (package __init__ aside)."""
-    listed = [
-        m for m in layout_modules(readme.README.read_text()) if m.startswith(PROJECT_PACKAGES)
-    ]
+    listed = [m for m in layout_modules(readme.section("Layout")) if m.startswith(PROJECT_PACKAGES)]
     tree = sorted(
         str(path.relative_to(PROJECT_ROOT))
         for folder in PROJECT_PACKAGES
