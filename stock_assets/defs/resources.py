@@ -510,9 +510,10 @@ def orchestrator_tags(instance: DagsterInstance, dagster_run_id: str) -> dict[st
 
 def _dagster_run(context: InitResourceContext) -> DagsterRun:
     """The Dagster run the resource is opened for (it is opened only inside a run)."""
-    if context.dagster_run is None:
+    run = context.run
+    if run is None:
         raise RuntimeError("MlflowTracking is opened only inside a Dagster run")
-    return context.dagster_run
+    return run
 
 
 def _log(context: InitResourceContext) -> DagsterLogManager | logging.Logger:
