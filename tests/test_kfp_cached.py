@@ -97,6 +97,7 @@ def test_cached_tasks_are_recorded_on_the_run_that_reuses_them(
     }
 
 
+@pytest.mark.slow
 def test_a_task_whose_input_comes_from_another_run_logs_its_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,7 +105,8 @@ def test_a_task_whose_input_comes_from_another_run_logs_its_record(
     run ``second`` on that artifact, as a cache hit hands it over, and logs to another store."""
     from kfp import dsl
 
-    from exporters.kfp.runtime import RUN_ID_ENV, materialize_asset
+    from exporters.kfp.runtime import RUN_ID_ENV
+    from tests.kfp_tasks import run_exported_task
 
     stores = {run: f"sqlite:///{tmp_path / f'{run}.db'}" for run in ("first", "second")}
     monkeypatch.setenv("STOCK_ASSETS_DATA_DIR", str(tmp_path / "data"))
@@ -116,18 +118,16 @@ def test_a_task_whose_input_comes_from_another_run_logs_its_record(
     ):
         monkeypatch.setenv(RUN_ID_ENV, run)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", stores[run])
-        materialize_asset(
-            module=MODULE, asset=asset, inputs=inputs, output=output, config=config, task=asset
-        )
+        run_exported_task(MODULE, asset, **inputs, **{asset: output}, **config)
 
     first, second = _kfp_run(stores["first"], "first"), _kfp_run(stores["second"], "second")
     assert second.data.params["data_rows"] == first.data.params["data_rows"]
     assert second.data.tags["stock_data_digest"] == first.data.tags["stock_data_digest"]
     assert second.data.params["feature_rows"]  # its own logging, as usual
-    assert second.data.tags["kfp_cached_tasks"] == "stock_data"
-    assert second.data.tags["kfp_cached_tracking_uri.stock_data"] == stores["first"]
+    assert second.data.tags["kfp_cached_tasks"] == "stock-data"  # KFP's name of the task
+    assert second.data.tags["kfp_cached_tracking_uri.stock-data"] == stores["first"]
     # The output carries both records for the tasks after it.
     records = table.metadata["kfp_lineage"]["mlflow"]
-    assert set(records) == {"stock_data", "features"}
+    assert set(records) == {"stock-data", "features"}
     assert records["features"]["params"]["feature_rows"] == second.data.params["feature_rows"]
     assert "data_rows" not in records["features"]["params"]  # not logged by features itself

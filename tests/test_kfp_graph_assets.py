@@ -45,14 +45,15 @@ from exporters.kfp.graph import UnsupportedConstructError, read_graph
 from exporters.kfp.ops import analyze_graph
 from exporters.kfp.runtime import (
     MAPPING_KEY_METADATA,
-    ArtifactIOManager,
-    materialize_op,
     read_value,
+    run_task,
     tracking_resource_keys,
 )
+from exporters.kfp.runtime.artifacts import ArtifactIOManager
 from exporters.kfp.schedule import recurring_run_from_schedule
 from tests.graphs import fan_out, fan_out_chain
 from tests.kfp_helpers import all_tasks, export, load_spec, run_yaml
+from tests.kfp_tasks import defaults, run_exported_task, task_spec
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,7 @@ def _platform(path: Path) -> dict[str, Any]:
     return docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+@pytest.mark.slow
 def test_each_op_is_a_task_and_the_fan_out_a_parallel_for(fan_out_yaml: Path) -> None:
     spec = load_spec(fan_out_yaml)
     tasks = all_tasks(spec)
@@ -116,6 +118,7 @@ def test_each_op_is_a_task_and_the_fan_out_a_parallel_for(fan_out_yaml: Path) ->
     assert loop["taskInfo"]["name"] == loop_name
 
 
+@pytest.mark.slow
 def test_each_op_task_has_its_own_config_resources_retries_and_run_id(fan_out_yaml: Path) -> None:
     spec = load_spec(fan_out_yaml)
     params = spec["root"]["inputDefinitions"]["parameters"]
@@ -210,7 +213,7 @@ def test_the_fan_out_runs_under_kfp_local_as_in_dagster(
 
 
 def _run_ops(module: str, asset: str, inputs: dict[str, Any], root: Path) -> Any:
-    """Run each op of ``asset`` with materialize_op, wiring artifacts as the emitted YAML does."""
+    """Run each op of ``asset`` through its task spec, wiring artifacts as the emitted YAML does."""
     assets_def = sys.modules[module].defs.get_assets_def(asset)
     plan = analyze_graph(assets_def, asset)
     outputs: dict[tuple[str, str | None], Any] = {}
@@ -223,32 +226,22 @@ def _run_ops(module: str, asset: str, inputs: dict[str, Any], root: Path) -> Any
     def run(node: Any, loop_item: str) -> None:
         key = json.loads(loop_item)["key"] if loop_item else None
         item_key = key if node.loop else None
-        ops = {
-            s.source: outputs[(s.source, item_key if plan.node(s.source).loop else None)]
-            for s in node.inputs
-            if s.kind == "op"
-        }
-        collected, plan_items = {}, None
-        for source in node.inputs:
-            if source.kind in ("collected", "collected_items"):
-                fan = plan.node(source.source).loop or source.source
-                plan_items = items[fan]
-            if source.kind == "collected":
+        name = f"{asset}__{node.name}"
+        spec = task_spec(module, name)
+        arguments: dict[str, Any] = {**defaults(module, name), "loop_item": loop_item}
+        for source in spec.inputs:
+            if source.kind == "asset":
+                arguments[source.argument] = inputs[source.source]
+            elif source.kind == "op":
+                upstream_key = item_key if plan.node(source.source).loop else None
+                arguments[source.argument] = outputs[(source.source, upstream_key)]
+            elif source.kind == "collected":
                 keys = [json.loads(t)["key"] for t in items[plan.node(source.source).loop]]
-                collected[source.source] = [outputs[(source.source, k)] for k in reversed(keys)]
-        output = artifact(node.name, item_key)
-        returned = materialize_op(
-            module=module,
-            asset=asset,
-            op=node.name,
-            assets={s.source: inputs[s.source] for s in node.inputs if s.kind == "asset"},
-            ops=ops,
-            collected=collected,
-            items=plan_items,
-            loop_item=loop_item,
-            output=output,
-            config={},
-        )
+                arguments[source.argument] = [outputs[(source.source, k)] for k in reversed(keys)]
+            elif source.kind == "items":
+                arguments[source.argument] = items[source.source]
+        output = arguments[spec.output] = artifact(node.name, item_key)
+        returned = run_task(spec, arguments)
         outputs[(node.name, item_key)] = output
         if node.dynamic:
             items[node.name] = returned
@@ -311,18 +304,7 @@ def test_a_fan_out_item_json_would_change_is_refused(
     monkeypatch.syspath_prepend(str(tmp_path))
     output = tmp_path / "plan"
     with pytest.raises(TypeError, match=r"asset 'pairs', op 'plan'.*'pair' is a tuple"):
-        materialize_op(
-            module="tuple_items",
-            asset="pairs",
-            op="plan",
-            assets={},
-            ops={},
-            collected={},
-            items=None,
-            loop_item="",
-            output=str(output),
-            config={},
-        )
+        run_exported_task("tuple_items", "pairs__plan", pairs__plan=str(output))
     assert not output.exists()
 
 

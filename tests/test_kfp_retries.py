@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, materialize
 
-from exporters.kfp.runtime import materialize_asset, materialize_op, read_value
+from exporters.kfp.runtime import read_value
 from tests.graphs import flaky
 from tests.kfp_helpers import all_tasks, export, load_spec
-
-pytestmark = pytest.mark.slow
+from tests.kfp_tasks import run_exported_task
 
 
 @pytest.fixture
@@ -30,6 +29,7 @@ def test_dagster_itself_retries_each_flaky_step(attempts_dir: Path) -> None:
     assert flaky.attempts("flaky_op") == 2
 
 
+@pytest.mark.slow
 def test_the_exported_tasks_carry_the_retry_policies(tmp_path: Path) -> None:
     path = tmp_path / "flaky.yaml"
     done = export(path, "--module", "tests.graphs.flaky", "--allow-local-tracking-uri")
@@ -41,32 +41,21 @@ def test_the_exported_tasks_carry_the_retry_policies(tmp_path: Path) -> None:
 
 def test_an_asset_task_runs_its_asset_once(attempts_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "flaky_asset"
-    task = dict(module="tests.graphs.flaky", asset="flaky_asset", inputs={}, config={})
     with pytest.raises(Exception, match="first attempt fails"):
-        materialize_asset(**task, output=str(output))
+        run_exported_task("tests.graphs.flaky", "flaky_asset", flaky_asset=str(output))
     assert flaky.attempts("flaky_asset") == 1  # not retried inside the task
     assert not output.exists()
-    materialize_asset(**task, output=str(output))  # KFP's retry: the task again
+    run_exported_task("tests.graphs.flaky", "flaky_asset", flaky_asset=str(output))  # KFP's retry
     assert flaky.attempts("flaky_asset") == 2
     assert read_value(output) == 1
 
 
 def test_an_op_task_runs_its_op_once(attempts_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "flaky_op"
-    task = dict(
-        module="tests.graphs.flaky",
-        asset="flaky_graph",
-        op="flaky_op",
-        assets={},
-        ops={},
-        collected={},
-        items=None,
-        loop_item="",
-        config={},
-    )
+    task = "flaky_graph__flaky_op"
     with pytest.raises(Exception, match="first attempt fails"):
-        materialize_op(**task, output=str(output))
+        run_exported_task("tests.graphs.flaky", task, **{task: str(output)})
     assert flaky.attempts("flaky_op") == 1
-    materialize_op(**task, output=str(output))
+    run_exported_task("tests.graphs.flaky", task, **{task: str(output)})
     assert flaky.attempts("flaky_op") == 2
     assert read_value(output) == 2

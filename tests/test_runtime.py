@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -16,9 +17,9 @@ from exporters.kfp.runtime import (
     finish_pipeline_run,
     format_macros,
     kfp_run_id,
-    materialize_asset,
     pipeline_status,
     read_value,
+    run_task,
     write_value,
 )
 from stock_assets.defs.resources import (
@@ -27,8 +28,10 @@ from stock_assets.defs.resources import (
     EXPERIMENT_NAME,
     MlflowTracking,
 )
+from stock_assets.defs.run_record import close_open_runs
+from tests.kfp_tasks import defaults, run_exported_task, task_spec
 
-pytestmark = pytest.mark.slow
+MODULE = "stock_assets.definitions"
 
 
 def _runs_tagged(kfp_run_id: str) -> list[mlflow.entities.Run]:
@@ -39,25 +42,14 @@ def _runs_tagged(kfp_run_id: str) -> list[mlflow.entities.Run]:
     )
 
 
+@pytest.mark.slow
 def test_tasks_of_one_kfp_run_share_one_mlflow_run(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(RUN_ID_ENV, "run-a")  # what the pod label pipeline/runid gives on KFP
     bars = tmp_path / "stock_data"
-    materialize_asset(
-        module="stock_assets.definitions",
-        asset="stock_data",
-        inputs={},
-        output=str(bars),
-        config={"days": 130},
-    )
-    materialize_asset(
-        module="stock_assets.definitions",
-        asset="features",
-        inputs={"stock_data": str(bars)},
-        output=str(tmp_path / "features"),
-        config={},
-    )
+    run_exported_task(MODULE, "stock_data", stock_data=str(bars), days=130)
+    run_exported_task(MODULE, "features", stock_data=str(bars), features=str(tmp_path / "features"))
     (run,) = _runs_tagged("run-a")
     assert run.info.status == "RUNNING"  # left open for the exit handler
     assert run.data.params["data_days"] == "130" and "feature_rows" in run.data.params
@@ -67,6 +59,7 @@ def test_tasks_of_one_kfp_run_share_one_mlflow_run(
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_an_injected_mlflow_run_id_is_respected(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
 ) -> None:
@@ -74,30 +67,27 @@ def test_an_injected_mlflow_run_id_is_respected(
     injected = mlflow.MlflowClient().create_run(experiment_id, run_name="platform").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", injected)
     monkeypatch.setenv(RUN_ID_ENV, "run-b")
-    materialize_asset(
-        module="stock_assets.definitions",
-        asset="stock_data",
-        inputs={},
-        output=str(tmp_path / "bars"),
-        config={"days": 110},
-    )
+    run_exported_task(MODULE, "stock_data", stock_data=str(tmp_path / "bars"), days=110)
     assert [r.info.run_id for r in _runs_tagged("run-b")] == [injected]  # no second run
     assert mlflow.get_run(injected).data.params["data_days"] == "110"
     finish_pipeline_run(module="stock_assets.definitions", state="SUCCEEDED")
     assert mlflow.get_run(injected).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_backstop_closes_runs_left_running(mlflow_store: str) -> None:
     tracking = MlflowTracking()
     client = mlflow.MlflowClient()
     orphan = client.create_run(
         tracking.experiment_id(), tags={"dagster_run_id": "crashed"}
     ).info.run_id
-    assert tracking.close_open_runs("crashed", "KILLED") == [orphan]
+    name = tracking.experiment_name
+    assert close_open_runs(tracking.client, name, "crashed", "KILLED") == [orphan]
     assert client.get_run(orphan).info.status == "KILLED"
-    assert tracking.close_open_runs("crashed") == []  # safe to repeat
+    assert close_open_runs(tracking.client, name, "crashed") == []  # safe to repeat
 
 
+@pytest.mark.slow
 def test_end_pipeline_run_checks_the_status_and_finds_nothing_for_an_unknown_run(
     mlflow_store: str,
 ) -> None:
@@ -107,6 +97,7 @@ def test_end_pipeline_run_checks_the_status_and_finds_nothing_for_an_unknown_run
     assert tracking.end_pipeline_run("never-started", "FAILED") is None
 
 
+@pytest.mark.slow
 def test_an_existing_experiment_gets_the_experiment_kind_tag(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -145,6 +136,7 @@ def test_every_kfp_state_maps_to_a_tracking_status(state: str, status: str) -> N
     assert pipeline_status(state.lower()) == status
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("state", "status"), [("COMPLETE", "FINISHED"), ("CANCELED", "FAILED")])
 def test_without_a_plan_the_exit_handler_ends_the_mlflow_run_with_the_state(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, status: str
@@ -152,13 +144,7 @@ def test_without_a_plan_the_exit_handler_ends_the_mlflow_run_with_the_state(
     """An exit task emitted before plans existed; with a plan, see tests/test_kfp_outcome.py."""
     run_id = f"run-{state.lower()}"
     monkeypatch.setenv(RUN_ID_ENV, run_id)
-    materialize_asset(
-        module="stock_assets.definitions",
-        asset="stock_data",
-        inputs={},
-        output=str(tmp_path / "bars"),
-        config={"days": 110},
-    )
+    run_exported_task(MODULE, "stock_data", stock_data=str(tmp_path / "bars"), days=110)
     finish_pipeline_run(module="stock_assets.definitions", state=state)
     (run,) = _runs_tagged(run_id)
     assert run.info.status == status
@@ -196,13 +182,8 @@ def test_optional_fields_arrive_as_text_and_reach_dagster_typed(tmp_path: Path) 
     """An `X | None = None` field is a STRING parameter whose default "" means unset: a blank
     reaches the asset as None, other text as X, in a real Dagster run."""
     output = tmp_path / "numbers"
-    materialize_asset(
-        module="tests.graphs.typed",
-        asset="numbers",
-        inputs={},
-        output=str(output),
-        config={"counts": [3.0], "limit": " 2 ", "label": ""},
-    )
+    arguments = {"numbers": str(output), "counts": [3.0], "limit": " 2 ", "label": ""}
+    run_exported_task("tests.graphs.typed", "numbers", **arguments)
     assert read_value(output) == {"counts": [3], "limit": 2, "label": None}
 
 
@@ -210,14 +191,13 @@ def test_a_bad_optional_value_fails_before_dagster_runs(tmp_path: Path) -> None:
     output = tmp_path / "numbers"
     message = "pipeline parameter 'numbers_limit': expected an integer (blank = unset), got 'abc'"
     with pytest.raises(ParameterValueError) as raised:
-        materialize_asset(
-            module="tests.graphs.typed",
-            asset="numbers",
-            inputs={},
-            output=str(output),
-            config={"limit": "abc"},
-            parameters={"limit": "numbers_limit"},  # the name a clash would give it
+        spec = task_spec("tests.graphs.typed", "numbers")
+        renamed = tuple(  # the name a clash would give it
+            replace(c, parameter="numbers_limit") if c.field == "limit" else c for c in spec.config
         )
+        arguments = {**defaults("tests.graphs.typed", "numbers"), "numbers_limit": "abc"}
+        arguments["numbers"] = str(output)
+        run_task(replace(spec, config=renamed), arguments)
     assert str(raised.value) == message
     assert not output.exists()  # nothing written for the failed step
 

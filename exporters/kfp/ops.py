@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetsDefinition, OpDefinition
-from dagster._core.definitions.graph_definition import GraphDefinition
+from dagster import AssetsDefinition, GraphDefinition, OpDefinition
 
+from exporters.kfp.dagster_private import dependency_structure
 from exporters.kfp.errors import UnsupportedConstructError
 
 #: Where an op input's value comes from.
@@ -113,7 +113,7 @@ def analyze_graph(assets_def: AssetsDefinition, asset: str) -> GraphPlan:
             asset, "a graph returning a dynamic output", "Collect it with .collect() first."
         )
     final = output_mapping.maps_from.node_name
-    structure = graph.dependency_structure
+    structure = dependency_structure(graph)
 
     asset_inputs: dict[tuple[str, str], str] = {}
     for mapping in graph.input_mappings:

@@ -12,7 +12,7 @@ from typing import Any
 
 from kfp.dsl.utils import maybe_rename_for_k8s
 
-from exporters.kfp.graph import AssetTask, OpTask, PipelineGraph
+from exporters.kfp.model import AssetTask, OpTask, PipelineGraph
 from exporters.kfp.ops import ASSET
 
 

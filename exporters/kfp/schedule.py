@@ -16,7 +16,7 @@ from typing import Any
 
 from dagster import Definitions, ScheduleDefinition, build_schedule_context
 
-from exporters.kfp.graph import Parameter, PipelineGraph
+from exporters.kfp.model import Parameter, PipelineGraph
 from exporters.kfp.runtime import format_macros
 from exporters.kfp.values import HINTS, unrepresentable
 

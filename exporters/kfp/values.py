@@ -18,7 +18,7 @@ from kfp.compiler import pipeline_spec_builder
 from exporters.kfp.errors import ExportError
 
 if TYPE_CHECKING:
-    from exporters.kfp.graph import Parameter
+    from exporters.kfp.model import Parameter
 
 #: The largest integer a double holds exactly, and so the largest a KFP parameter keeps.
 MAX_EXACT_INT = 2**53
