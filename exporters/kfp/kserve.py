@@ -9,17 +9,18 @@ through the MLflow registry. Errors are one line naming the option, exit status 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from exporters.kfp.options import ExitOnErrorParser
 
 #: URI schemes KServe's storage initializer downloads from (kserve/kserve
 #: python/storage/kserve_storage/kserve_storage.py at v0.19.0).
@@ -54,12 +55,6 @@ def bounded_http() -> Iterator[None]:
 def redact(text: str) -> str:
     """``text`` with any ``//user:password@`` of a URL masked."""
     return _CREDENTIALS.sub(r"//\1:***@", text)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 class ServingError(ValueError):
@@ -140,7 +135,9 @@ def resolve_model(model: str, tracking_uri: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m exporters.kfp.kserve", description=__doc__.splitlines()[0])
+    parser = ExitOnErrorParser(
+        prog="python -m exporters.kfp.kserve", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--name", required=True, help="InferenceService name ([a-z0-9-])")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--storage-uri", help="the MLflow model's directory (s3://, gs://, pvc://)")

@@ -25,12 +25,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
 from exporters.kfp.__main__ import UsageError, parse_params, project_defaults
 from exporters.kfp.connect import redact
+from exporters.kfp.options import ExitOnErrorParser
 
 LOG_NAME = "kfp-local.log"
 #: What the summary shows of the tracking run, when the project logged it.
@@ -47,15 +48,9 @@ FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
 EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?(\w*(?:Error|Exception|Failure)): (.+)$")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = project_defaults(Path.cwd())
-    parser = _Parser(
+    parser = ExitOnErrorParser(
         prog="python -m exporters.kfp.local",
         description="Export the Dagster Definitions' pipeline and run it under kfp.local "
         "(no cluster), then print a short summary.",
