@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core.lineage import frame_digest
-from stock_assets.core.training import DATE_COLUMN, TICKER_COLUMN
+from stock_assets.core.splits import DATE_COLUMN, TICKER_COLUMN
 from stock_assets.core.values import METRIC_DIGITS, Champion, Decision, TrainedModel
 
 #: The metrics the deploy rule reads: the record must have logged both.

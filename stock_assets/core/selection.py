@@ -17,17 +17,15 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
-from stock_assets.core.training import (
+from stock_assets.core.errors import TrainingError
+from stock_assets.core.estimators import (
     DEFAULT_RANDOM_STATE,
     MODEL_TYPES,
-    TrainingError,
     build_pipeline,
-    check_both_classes,
-    evaluate,
-    majority_class,
     resolve_hyperparameters,
 )
+from stock_assets.core.evaluation import check_both_classes, evaluate, majority_class
+from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
 from stock_assets.core.values import CandidatePlan, CandidateScore
 
 #: The default set: its cost grows at most linearly with the rows and each fit is bounded

@@ -1,30 +1,62 @@
-"""Model training and evaluation: pure functions over the features table.
+"""Fitting one model on a time split and evaluating it: the result a caller logs or deploys.
 
 No Dagster, KFP or MLflow here (scikit-learn, numpy and pandas only), so the same code runs in a
-Dagster asset, a KFP component or a unit test. Reference hyperparameters come from the reference
-pipeline's ``train_model`` component and its MLflow ``compare_models`` grid.
+Dagster asset, a KFP component or a unit test. The pieces it is built from live in their own
+modules: the model types and their hyperparameters (:mod:`.estimators`), the chronological
+split (:mod:`.splits`), the both-classes rule and the metrics (:mod:`.evaluation`). Their
+public names are importable from here too, as the Dagster definitions and MLflow logging
+import them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from stock_assets.core.errors import TrainingError
+from stock_assets.core.estimators import (
+    DEFAULT_HYPERPARAMETERS,
+    DEFAULT_RANDOM_STATE,
+    MODEL_TYPES,
+    OPTIONAL_HYPERPARAMETERS,
+    accepted_hyperparameters,
+    build_pipeline,
+    check_hyperparameter,
+    check_model_type,
+    resolve_hyperparameters,
+)
+from stock_assets.core.evaluation import (
+    check_both_classes,
+    evaluate,
+    majority_class,
+    single_class_problem,
+)
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
+from stock_assets.core.splits import (
+    DATE_COLUMN,
+    TICKER_COLUMN,
+    TimeSplit,
+    check_test_size,
+    labelled_rows_in,
+    require_columns,
+    time_split,
+)
 from stock_assets.core.values import DateWindow
 
 if TYPE_CHECKING:  # scikit-learn is imported where it is used, to keep imports light
     from sklearn.pipeline import Pipeline
 
 __all__ = [
+    "DATE_COLUMN",
     "DEFAULT_HYPERPARAMETERS",
     "DEFAULT_RANDOM_STATE",
     "MODEL_TYPES",
     "OPTIONAL_HYPERPARAMETERS",
+    "TICKER_COLUMN",
     "TimeSplit",
     "TrainingError",
     "TrainingResult",
@@ -42,280 +74,6 @@ __all__ = [
     "time_split",
     "train_and_evaluate",
 ]
-
-MODEL_TYPES: tuple[str, ...] = (
-    "random_forest",
-    "gradient_boosting",
-    "logistic",
-    "hist_gradient_boosting",
-)
-
-#: Each type's hyperparameters and their defaults: the reference pipeline's for its three types,
-#: scikit-learn's for ``hist_gradient_boosting`` (with ``max_iter`` an upper bound: it stops
-#: early once 10 rounds bring no gain on a held-out 10 % of its training rows).
-DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
-    "random_forest": {"n_estimators": 100, "max_depth": 10},
-    "gradient_boosting": {"n_estimators": 100, "max_depth": 5, "learning_rate": 0.1},
-    "logistic": {"C": 1.0, "max_iter": 1000},
-    "hist_gradient_boosting": {
-        "max_iter": 200,
-        "learning_rate": 0.1,
-        "max_leaf_nodes": 31,
-        "l2_regularization": 0.0,
-    },
-}
-
-#: Hyperparameters a type also accepts, unset by default (scikit-learn's default applies).
-#: ``max_samples`` as a whole number bounds the rows each tree of a random forest draws, so its
-#: cost stops growing with the data; it is capped at the rows available when there are fewer.
-OPTIONAL_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
-    "random_forest": ("max_samples", "min_samples_leaf"),
-    "gradient_boosting": (),
-    "logistic": (),
-    "hist_gradient_boosting": ("max_depth", "min_samples_leaf"),
-}
-
-
-def accepted_hyperparameters(model_type: str) -> tuple[str, ...]:
-    """Every hyperparameter ``model_type`` takes: its defaults' keys, then the optional ones."""
-    return (*DEFAULT_HYPERPARAMETERS[model_type], *OPTIONAL_HYPERPARAMETERS[model_type])
-
-
-DEFAULT_RANDOM_STATE = 42
-#: Fewest fit rows for histogram boosting's early stopping (5 held-out rows at 10 %).
-MIN_EARLY_STOPPING_ROWS = 50
-
-DATE_COLUMN = "Date"
-TICKER_COLUMN = "Ticker"
-
-
-class TrainingError(ValueError):
-    """The inputs cannot produce a meaningful model (bad config or unusable data)."""
-
-
-def check_model_type(model_type: str, *, auto: bool = False) -> str:
-    """``model_type`` if it is one of :data:`MODEL_TYPES` (or ``"auto"`` when ``auto``).
-
-    An unknown type is an error, never a silent fallback.
-    """
-    if model_type in MODEL_TYPES or (auto and model_type == "auto"):
-        return model_type
-    choices = ("'auto' or one of " if auto else "one of ") + ", ".join(MODEL_TYPES)
-    raise TrainingError(f"model_type={model_type!r} is not supported; choose {choices}")
-
-
-def check_test_size(test_size: float) -> float:
-    """``test_size`` if it is a share strictly between 0 and 1."""
-    if not 0 < test_size < 1:
-        raise TrainingError(f"test_size={test_size} must lie strictly between 0 and 1")
-    return test_size
-
-
-def check_hyperparameter(name: str, value: float | None) -> float | None:
-    """``value`` if it is unset (None: the model type's default) or a positive number."""
-    if value is not None and not value > 0:
-        raise TrainingError(
-            f"{name}={value} must be positive; leave it unset to keep the model type's default"
-        )
-    return value
-
-
-def resolve_hyperparameters(
-    model_type: str, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Return the defaults for ``model_type`` updated with the non-None ``overrides``.
-
-    Raises TrainingError for an unknown model type or a key that model type does not take.
-    """
-    check_model_type(model_type)
-    accepted = accepted_hyperparameters(model_type)
-    resolved = dict(DEFAULT_HYPERPARAMETERS[model_type])
-    for key, value in (overrides or {}).items():
-        if key not in accepted:
-            hint = (
-                " (random_state is a separate argument, not a hyperparameter)"
-                if key == "random_state"
-                else ""
-            )
-            raise TrainingError(
-                f"hyperparameter {key!r} is not valid for model_type {model_type!r}{hint}; "
-                f"valid keys: {', '.join(accepted)}"
-            )
-        if value is not None:
-            resolved[key] = value
-    return resolved
-
-
-def build_pipeline(
-    model_type: str,
-    hyperparameters: Mapping[str, Any] | None = None,
-    random_state: int = DEFAULT_RANDOM_STATE,
-    n_rows: int | None = None,
-) -> Pipeline:
-    """Unfitted ``StandardScaler -> classifier`` pipeline (missing hyperparameters = defaults).
-
-    ``n_rows``, the rows it will be fitted on, caps a whole-number ``max_samples`` and, below
-    ``MIN_EARLY_STOPPING_ROWS``, turns off histogram boosting's early stopping (too few rows).
-    """
-    from sklearn.ensemble import (
-        GradientBoostingClassifier,
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-    )
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    params = resolve_hyperparameters(model_type, hyperparameters)
-    max_samples = params.get("max_samples")
-    if isinstance(max_samples, int) and n_rows is not None:
-        params["max_samples"] = min(max_samples, n_rows)
-    classifier: Any
-    if model_type == "random_forest":
-        classifier = RandomForestClassifier(**params, random_state=random_state)
-    elif model_type == "gradient_boosting":
-        classifier = GradientBoostingClassifier(**params, random_state=random_state)
-    elif model_type == "hist_gradient_boosting":
-        early = n_rows is None or n_rows >= MIN_EARLY_STOPPING_ROWS
-        classifier = HistGradientBoostingClassifier(
-            **params, early_stopping=early, random_state=random_state
-        )
-    else:
-        classifier = LogisticRegression(**params, random_state=random_state)
-    return Pipeline([("scaler", StandardScaler()), ("classifier", classifier)])
-
-
-def _require_columns(features: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise TrainingError(f"features table is missing column(s): {', '.join(missing)}")
-
-
-class TimeSplit(NamedTuple):
-    """The labelled rows split by date: ``train`` strictly before ``test``."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame
-
-    @property
-    def train_window(self) -> DateWindow:
-        return DateWindow.of(self.train[DATE_COLUMN])
-
-    @property
-    def test_window(self) -> DateWindow:
-        return DateWindow.of(self.test[DATE_COLUMN])
-
-
-def time_split(features: pd.DataFrame, test_size: float = 0.2) -> TimeSplit:
-    """Chronological train/test split on the labelled rows (Target not NA), never shuffled.
-
-    The test set is every row on the last ``test_size`` fraction of the distinct dates (all
-    tickers together); the cut is ``int(n_dates * (1 - test_size))``, which for a single ticker
-    equals the reference pipeline's ``split_idx = int(len(X) * (1 - test_size))``. Rows come
-    back sorted by date then ticker. Computed once per run; the windows travel with the model.
-    """
-    check_test_size(test_size)
-    _require_columns(features, [DATE_COLUMN, TARGET_COLUMN])
-    # the labelled rows, by date then ticker (stable), gathered in one copy of the table
-    rows = np.flatnonzero(features[TARGET_COLUMN].notna().to_numpy())
-    sort_keys = [features[DATE_COLUMN].to_numpy()[rows]]
-    if TICKER_COLUMN in features.columns:
-        tickers = features[TICKER_COLUMN].to_numpy()[rows]
-        sort_keys.insert(0, pd.factorize(tickers, sort=True)[0])  # lexsort: last key first
-    labelled = features.take(rows[np.lexsort(sort_keys)])
-
-    dates = np.sort(labelled[DATE_COLUMN].unique())
-    n_dates = len(dates)
-    cut = int(n_dates * (1 - test_size))
-    if cut == 0 or cut == n_dates:
-        empty = "training" if cut == 0 else "test"
-        raise TrainingError(
-            f"time split leaves the {empty} set empty: {n_dates} distinct labelled date(s) "
-            f"with test_size={test_size} gives {cut} train and {n_dates - cut} test date(s); "
-            "provide more history or change test_size"
-        )
-    # sorted by date: the two windows are slices of one table, not two more copies of it
-    first_test_row = int(np.searchsorted(labelled[DATE_COLUMN].to_numpy(), dates[cut]))
-    return TimeSplit(labelled.iloc[:first_test_row], labelled.iloc[first_test_row:])
-
-
-def labelled_rows_in(features: pd.DataFrame, window: DateWindow) -> pd.DataFrame:
-    """The labelled rows dated within ``window``, e.g. a trained model's test rows."""
-    labelled = features.loc[features[TARGET_COLUMN].notna()]
-    return labelled.loc[window.contains(labelled[DATE_COLUMN])]
-
-
-def single_class_problem(y: Any, where: str = "training target") -> str | None:
-    """Why ``y`` cannot train a classifier (empty, not 0/1, a single class), or None.
-
-    The one statement of the both-classes rule: training, the walk-forward folds and the
-    ``target_has_both_classes`` asset check all ask it.
-    """
-    values = np.asarray(y)
-    if values.size == 0:
-        return f"the {where} is empty; need both up and down days"
-    classes, counts = np.unique(values, return_counts=True)
-    unexpected = [v.item() for v in classes if v not in (0, 1)]
-    if unexpected:
-        return f"the {where} must be 0 (down) or 1 (up); found {unexpected}"
-    if len(classes) < 2:
-        cls = int(classes[0])
-        name = {1: "up", 0: "down"}[cls]
-        return (
-            f"the {where} has a single class (all {int(counts[0])} rows are {cls} = {name}); "
-            "need both up and down days to train a classifier"
-        )
-    return None
-
-
-def check_both_classes(y: Any, where: str = "training target") -> None:
-    """Raise TrainingError unless ``y`` holds only 0 (down) and 1 (up), and both of them."""
-    problem = single_class_problem(y, where)
-    if problem:
-        raise TrainingError(problem)
-
-
-def majority_class(y: Any) -> int:
-    """Most frequent class of a 0/1 target; a tie goes to 1 (up)."""
-    values = np.asarray(y).astype(int)
-    n_up = int((values == 1).sum())
-    return 1 if n_up * 2 >= len(values) else 0
-
-
-def evaluate(
-    y_true: Any,
-    y_pred: Any,
-    y_score: Any | None = None,
-    baseline_class: int | None = None,
-) -> dict[str, float]:
-    """Classification metrics for the positive class 1 (up).
-
-    ``baseline_accuracy`` (included when ``baseline_class`` is given) is the accuracy of always
-    predicting ``baseline_class`` — pass the majority class of the *training* target.
-    ``roc_auc`` is included when ``y_score`` (probability of 1) is given and ``y_true`` has
-    both classes.
-    """
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
-    y_true = np.asarray(y_true).astype(int)
-    y_pred = np.asarray(y_pred).astype(int)
-    metrics = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-    }
-    if baseline_class is not None:
-        metrics["baseline_accuracy"] = float(np.mean(y_true == baseline_class))
-    if y_score is not None and len(np.unique(y_true)) == 2:
-        metrics["roc_auc"] = float(roc_auc_score(y_true, np.asarray(y_score, dtype=float)))
-    return metrics
 
 
 @dataclass
@@ -402,7 +160,7 @@ def train_and_evaluate(
     params = resolve_hyperparameters(model_type, hyperparameters)
     columns = list(feature_columns)
     train, test = split
-    _require_columns(train, columns)
+    require_columns(train, columns)
 
     X_train = _feature_matrix(train, columns, "training")
     X_test = _feature_matrix(test, columns, "test")

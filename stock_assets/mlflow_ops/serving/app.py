@@ -44,10 +44,8 @@ from stock_assets.mlflow_ops.serving.follow import (
     read_interval,
 )
 from stock_assets.mlflow_ops.serving.payload import TooLarge, payload_problem
+from stock_assets.mlflow_ops.serving.settings import MAX_BYTES_ENV, MAX_REQUEST_BYTES, MODEL_URI
 
-#: The largest request body accepted: 1 MiB, about 4,000 rows of 22 features.
-MAX_REQUEST_BYTES = 1024 * 1024
-MAX_BYTES_ENV = "STOCK_SERVE_MAX_REQUEST_BYTES"
 MESSAGE_LIMIT = 600
 #: MLflow's scoring server repeats the whole input in its message: keep only its error.
 _ECHO = re.compile(r"^Failed to predict data '.*'\.\s*Error:", re.DOTALL)
@@ -291,8 +289,6 @@ def create_app() -> RequestGuard:
     follows its alias every ``STOCK_SERVE_FOLLOW_INTERVAL`` seconds (default 30, 0 = never).
     """
     from mlflow import MlflowClient
-
-    from stock_assets.mlflow_ops.serving.server import MODEL_URI
 
     for name, value in HTTP_LIMITS.items():  # this worker's own environment
         os.environ.setdefault(name, value)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from stock_assets.mlflow_ops.registry import PRODUCTION_ALIAS, REGISTERED_MODEL_NAME
-from stock_assets.mlflow_ops.serving.app import MAX_BYTES_ENV, MAX_REQUEST_BYTES
 from stock_assets.mlflow_ops.serving.follow import DEFAULT_INTERVAL, INTERVAL_ENV, MODEL_URI_ENV
 from stock_assets.mlflow_ops.serving.protocol import (
     MAX_WAITING,
@@ -32,9 +31,9 @@ from stock_assets.mlflow_ops.serving.protocol import (
     READ_TIMEOUT,
     READ_TIMEOUT_ENV,
 )
+from stock_assets.mlflow_ops.serving.settings import MAX_BYTES_ENV, MAX_REQUEST_BYTES, MODEL_URI
 from stock_assets.paths import default_tracking_uri, environment_defaults, redact_uri
 
-MODEL_URI = f"models:/{REGISTERED_MODEL_NAME}@{PRODUCTION_ALIAS}"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5002
 
