@@ -1,1 +1,1 @@
-"""Timing scripts, and the reference code the tests share with them."""
+"""Timing scripts, each a short declaration of its runs and targets on ``benchmarks.harness``."""

@@ -7,8 +7,8 @@
    webserver's GraphQL ``launchPipelineExecution``), timed from the request to the run's SUCCESS
    as the UI polls it.
 
-Run: ``.venv/bin/python benchmarks/bench_first_run.py [--repeat 3] [--no-ui]``. Targets (issue
-20): the CLI at most 10 s, the UI at most 15 s. The nightly run at scale is measured by
+Run: ``.venv/bin/python benchmarks/bench_first_run.py [--repeat 3] [--no-ui]``. Targets: the
+CLI at most 10 s, the UI at most 15 s. The nightly run at scale is measured by
 ``bench_scale.py`` (its CLI mode uses the executor the schedule chooses for the size).
 """
 
@@ -20,18 +20,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, from anywhere
 
-from benchmarks.processes import free_port, stop_group  # noqa: E402
+from benchmarks.harness import runs  # noqa: E402
+from benchmarks.harness.sandbox import DAGSTER, PROJECT_ROOT, Sandbox, work_dir  # noqa: E402
+from tests.support.processes import free_port, stop_group  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DEPLOY = {"deploy_decision": {"config": {"accuracy_threshold": 0.0}}}
 ASSETS = ["stock_data", "features", "model", "deploy_decision", "deployed_model"]
 LAUNCH = """
@@ -44,35 +43,15 @@ STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status 
 TARGETS = {"CLI, default executor": 10.0, "UI, Materialize all": 15.0}
 
 
-def sandbox_env(root: Path) -> dict[str, str]:
-    """A Dagster home, data directory and SQLite MLflow store of their own under ``root``."""
-    home = root / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster_instance.yaml").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(
-        DAGSTER_HOME=str(home),
-        STOCK_ASSETS_DATA_DIR=str(root / "data"),
-        MLFLOW_TRACKING_URI=f"sqlite:///{root / 'data' / 'mlflow.db'}",
-    )
-    return env
-
-
 def cli_run(root: Path, execution: dict[str, Any] | None) -> float:
     """Wall seconds of one ``dagster asset materialize --select '*'`` on a fresh sandbox."""
     config: dict[str, Any] = {"ops": DEPLOY}
     if execution is not None:
         config["execution"] = {"config": execution}
-    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "stock_assets.definitions"]
-    command += ["--select", "*", "--config-json", json.dumps(config)]
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=PROJECT_ROOT, env=sandbox_env(root), capture_output=True, timeout=600
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"CLI run failed:\n{done.stderr.decode()[-2000:]}")
-    return elapsed
+    run = runs.cli(Sandbox(root), config, root.name, timeout=600, memory=False)
+    if not run.ok:
+        raise SystemExit(f"CLI run failed:\n{run.error}")
+    return run.wall_s
 
 
 def graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +64,11 @@ def graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
 def ui_runs(root: Path, repeat: int) -> list[float]:
     """Seconds from "Materialize all" to SUCCESS, ``repeat`` times on one ``dagster dev``."""
     port = free_port()
-    env = sandbox_env(root)
+    sandbox = Sandbox(root)
+    env = sandbox.env()
     log = (root / "dagster-dev.log").open("w")
     process = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        [DAGSTER, "dev", "-h", "127.0.0.1", "-p", str(port)],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
@@ -146,9 +126,11 @@ def main() -> None:
     parser.add_argument("--no-ui", action="store_true", help="skip the dagster dev measurement")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory(prefix="bench_first_run_") as work:
-        root = Path(work)
-        modes = {"CLI, default executor": None, "CLI, multiprocess": {"multiprocess": {}}}
+    with work_dir("bench_first_run_") as root:
+        modes: dict[str, Any] = {
+            "CLI, default executor": None,
+            "CLI, multiprocess": {"multiprocess": {}},
+        }
         for name, execution in modes.items():
             times = [cli_run(root / f"{name[5:9]}{i}", execution) for i in range(args.repeat)]
             print(line(name, times), flush=True)

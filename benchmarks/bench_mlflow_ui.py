@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests/ too
 
-from benchmarks.processes import free_port, group_processes, stop_group  # noqa: E402
+from tests.support.processes import free_port, group_processes, stop_group  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))

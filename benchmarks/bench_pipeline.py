@@ -34,9 +34,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: benchmarks/ too
 
-from benchmarks.reference import reference_feature_engineering, reference_generate_data  # noqa: E402
 from stock_assets.core.data import DEFAULT_TICKER, generate_gbm  # noqa: E402
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features  # noqa: E402
+from tests.support.reference import reference_feature_engineering, reference_generate_data  # noqa: E402
 
 SEED = 42
 

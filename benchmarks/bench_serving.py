@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: benchmarks/ too
 
-from benchmarks.processes import free_port, stop_group  # noqa: E402
 from stock_assets.core.data import generate_gbm  # noqa: E402
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN, compute_features  # noqa: E402
+from tests.support.processes import free_port, stop_group  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FORMS = ("dataframe_records", "dataframe_split")

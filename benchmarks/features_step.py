@@ -28,9 +28,10 @@ from typing import Any
 
 import mlflow
 import polars as pl
-from dagster import AssetSelection, DagsterEventType, DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, materialize
 
 from benchmarks.columnar_features import columnar_features
+from benchmarks.harness.events import event_rows, step_times
 from stock_assets.core.features import compute_features
 from stock_assets.definitions import defs
 from stock_assets.defs.io_manager import latest_path
@@ -78,16 +79,8 @@ def _run(
     cpu = time.process_time() - cpu
     if not result.success:
         raise RuntimeError(f"run {result.run_id} failed")
-    started: dict[str, float] = {}
-    steps: dict[str, float] = {}
-    for entry in instance.all_logs(result.run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            started[event.step_key] = entry.timestamp
-        elif event.event_type == DagsterEventType.STEP_SUCCESS:
-            steps[event.step_key] = entry.timestamp - started[event.step_key]
+    _, timed = step_times(event_rows(instance, result.run_id))
+    steps = {s.key: s.seconds for s in timed if s.status == "SUCCESS" and s.seconds is not None}
     return wall, steps, cpu
 
 

@@ -7,6 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# OpenMP threads (scikit-learn's histogram gradient boosting) sleep rather than spin while they
+# wait: on a machine whose cores are busy (other tests' processes, anything else), spinning
+# threads made a one-second fit take five. Read once, when the OpenMP runtime loads, which is
+# after this line; same threads, same results; inherited by the processes the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import mlflow
 import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize

@@ -26,11 +26,10 @@ from tests.conftest import (
     run_graph,
 )
 
-pytestmark = pytest.mark.slow
-
 REJECT_ALL = {"deploy_decision": {"accuracy_threshold": 1.0}}
 
 
+@pytest.mark.slow
 def test_graph_materialises_every_asset_and_check(deployed) -> None:
     result, data = deployed
     materialised = {e.asset_key for e in result.get_asset_materialization_events()}
@@ -54,6 +53,7 @@ def test_graph_materialises_every_asset_and_check(deployed) -> None:
     assert model == result.output_for_node("model") and isinstance(model, TrainedModel)
 
 
+@pytest.mark.slow
 def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deployed) -> None:
     result, _ = deployed
     run = mlflow_run_for(result)
@@ -102,6 +102,7 @@ def test_one_finished_mlflow_run_with_params_metrics_artifacts_and_model(deploye
     assert model_value.mlflow_run_id == run.info.run_id
 
 
+@pytest.mark.slow
 def test_the_experiment_opens_on_the_runs_list(deployed) -> None:
     result, _ = deployed
     experiment = mlflow.get_experiment(mlflow_run_for(result).info.experiment_id)
@@ -109,6 +110,7 @@ def test_the_experiment_opens_on_the_runs_list(deployed) -> None:
     assert (experiment.tags["project"], experiment.tags["team"]) == ("stock-prediction", "ml")
 
 
+@pytest.mark.slow
 def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> None:
     result, _ = deployed
     parent = mlflow_run_for(result)
@@ -131,6 +133,7 @@ def test_candidates_are_nested_runs_chosen_on_training_dates_only(deployed) -> N
     assert parent.data.params["train_window"].split("..")[1] < str(model_value.test_window.first)
 
 
+@pytest.mark.slow
 def test_registry_versions_stages_and_aliases(deployed) -> None:
     result, _ = deployed
     client = mlflow.MlflowClient()
@@ -141,6 +144,7 @@ def test_registry_versions_stages_and_aliases(deployed) -> None:
     assert aliases["production"] == aliases["staging"] == int(version)
 
 
+@pytest.mark.slow
 def test_production_alias_loads_and_predicts(deployed) -> None:
     result, data = deployed
     assert production_version() is not None
@@ -158,6 +162,7 @@ def test_production_alias_loads_and_predicts(deployed) -> None:
     pd.testing.assert_frame_equal(positional, answer)
 
 
+@pytest.mark.slow
 def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path) -> None:
     before = production_version()
     result = run_graph(REJECT_ALL)
@@ -175,6 +180,7 @@ def test_rejected_model_is_skipped_and_production_stays(deployed, data_dir: Path
     assert not latest_path(data_dir, "deployed_model").exists()
 
 
+@pytest.mark.slow
 def test_each_materialisation_in_a_process_gets_its_own_run(deployed, data_dir: Path) -> None:
     selection = ["stock_data"]
     first = run_graph(selection=selection)
@@ -185,6 +191,7 @@ def test_each_materialisation_in_a_process_gets_its_own_run(deployed, data_dir: 
     assert mlflow.active_run() is None
 
 
+@pytest.mark.slow
 def test_same_config_gives_same_data_features_and_metrics(deployed, data_dir: Path) -> None:
     result, data = deployed
     again = run_graph(REJECT_ALL)
@@ -196,6 +203,7 @@ def test_same_config_gives_same_data_features_and_metrics(deployed, data_dir: Pa
     assert again.output_for_node("model").metrics == result.output_for_node("model").metrics
 
 
+@pytest.mark.slow
 def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> None:
     result = run_graph(
         {"stock_data": {"tickers": ["AAA", "BBB", "CCC"], "days": 300}}, selection=["stock_data"]
@@ -208,6 +216,7 @@ def test_more_tickers_each_get_their_own_series(deployed, data_dir: Path) -> Non
     assert not np.allclose(closes["AAA"], closes["BBB"])
 
 
+@pytest.mark.slow
 def test_csv_source_with_extra_columns_and_mixed_case(
     deployed, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -223,6 +232,7 @@ def test_csv_source_with_extra_columns_and_mixed_case(
     assert mlflow_run_for(result).data.params["data_source"] == f"csv:{path}"
 
 
+@pytest.mark.slow
 def test_end_date_ends_the_window(deployed, data_dir: Path) -> None:
     result = run_graph({"stock_data": {"end_date": "2026-11-27"}}, selection=["stock_data"])
     assert result.success, failure_text(result)
@@ -250,6 +260,7 @@ BACKTEST_METRICS = (
 )
 
 
+@pytest.mark.slow
 def test_the_backtest_is_in_dagster_and_mlflow_beside_accuracy(deployed) -> None:
     """The default run's backtest: its figures as Dagster metadata and MLflow metrics (equal),
     its two charts inline and as artifacts, and its daily returns give back its Sharpe."""

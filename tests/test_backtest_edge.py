@@ -19,7 +19,8 @@ from stock_assets.core.backtest import next_returns
 from stock_assets.core.data import PLANTED_AUTOCORRELATION, generate_gbm
 from stock_assets.core.features import compute_features
 from stock_assets.core.signal_metrics import evaluate_signal
-from stock_assets.core.training import time_split, train_and_evaluate
+from stock_assets.core.splits import time_split
+from stock_assets.core.training import train_and_evaluate
 from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
 
 #: Three candidates (the deflated Sharpe ratio's trials), quick to fit.

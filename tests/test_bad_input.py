@@ -12,8 +12,6 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.core.history import TRAINING_ROWS_PER_TICKER
 from tests.conftest import failure_text, mlflow_run_for, production_version, run_graph
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def production(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -90,6 +88,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("frame", "failing", "fragments"),
     [pytest.param(frame, failing, fragments, id=name) for name, frame, failing, fragments in CASES],
@@ -126,6 +125,7 @@ def test_bad_csv_fails_clearly_and_writes_nothing(
     assert production_version() == production
 
 
+@pytest.mark.slow
 def test_a_config_error_fails_the_run_before_any_step_writes(
     production: str, data_dir: Path
 ) -> None:
@@ -143,6 +143,7 @@ def test_a_config_error_fails_the_run_before_any_step_writes(
     assert production_version() == production
 
 
+@pytest.mark.slow
 def test_a_csv_of_the_stated_minimum_runs_the_whole_graph(
     production: str, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -159,6 +160,7 @@ def test_a_csv_of_the_stated_minimum_runs_the_whole_graph(
     assert result.output_for_node("model").registered_version is not None
 
 
+@pytest.mark.slow
 def test_settings_needing_more_history_fail_the_first_model_step_saying_what_to_do(
     production: str, data_dir: Path, tmp_path: Path
 ) -> None:

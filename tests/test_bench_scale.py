@@ -1,19 +1,17 @@
-"""The scale benchmark's own logic: the /proc memory sampler and the run config it builds."""
+"""The benchmarks' own logic: the /proc memory sampler, the run config, the event log's times."""
 
 import os
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from dagster import validate_run_config
 
-from benchmarks.bench_scale import (
-    pipeline_arguments,
-    reference_candidates,
-    run_config,
-    run_measured,
-    step_times,
-)
+from benchmarks.harness.events import kfp_tasks, step_times
+from benchmarks.harness.measure import run_measured
+from benchmarks.harness.models import pipeline_arguments, reference_candidates, run_config
 from stock_assets.definitions import defs
 
 ALLOCATED = 200 * 2**20
@@ -29,6 +27,7 @@ TREE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_tree_sampler_counts_a_grandchilds_memory(tmp_path: Path) -> None:
     """The peak is the sum over the tree: the child's own RSS plus the grandchild's block."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -45,6 +44,7 @@ def test_tree_sampler_counts_a_grandchilds_memory(tmp_path: Path) -> None:
     assert 1.5 <= measured.seconds < 30
 
 
+@pytest.mark.slow
 def test_failed_command_reports_its_output(tmp_path: Path) -> None:
     code = "import sys; print('bad input: days'); sys.exit(3)"
     measured = run_measured([sys.executable, "-c", code], dict(os.environ), tmp_path / "log", 60)
@@ -81,3 +81,35 @@ def test_step_times_orders_steps_and_times_their_bodies() -> None:
         ("b", 2.0, 2.5, "FAILURE"),
     ]
     assert steps[1].worker_launch == 1.0
+
+
+def test_kfp_tasks_reads_kfp_locals_output() -> None:
+    """Tasks from kfp.local's output: a ParallelFor's iterations in one row, from the first
+    start to the last end, and the Dagster steps each ran."""
+    launched = datetime(2026, 1, 1, 12, 0, 0).timestamp()
+    log = "\n".join(
+        [
+            "12:00:00.500 - INFO - Running pipeline: \x1b[95m'p'\x1b[0m",
+            "12:00:01.000 - INFO - Executing task \x1b[96m'score'\x1b[0m",
+            "    [KFP Executor 2026-01-01 12:00:01,250 INFO]: Got executor_input: {}",
+            '    ... STEP_SUCCESS - Finished execution of step "score[c0]" in 1.5s.',
+            "    [KFP Executor 2026-01-01 12:00:03,000 INFO]: Wrote executor output file",
+            "12:00:03.500 - INFO - Task \x1b[96m'score'\x1b[0m finished with status "
+            "\x1b[92mSUCCESS\x1b[0m",
+            "12:00:04.000 - INFO - Executing task \x1b[96m'score'\x1b[0m",
+            "    [KFP Executor 2026-01-01 12:00:04,250 INFO]: Got executor_input: {}",
+            '    ... STEP_SUCCESS - Finished execution of step "score[c1]" in 533ms.',
+            "    [KFP Executor 2026-01-01 12:00:05,000 INFO]: Wrote executor output file",
+            "12:00:05.500 - INFO - Task \x1b[96m'score'\x1b[0m finished with status "
+            "\x1b[92mSUCCESS\x1b[0m",
+            "12:00:06.000 - INFO - Pipeline \x1b[95m'p'\x1b[0m finished with status "
+            "\x1b[92mSUCCESS\x1b[0m",
+        ]
+    )
+    found = kfp_tasks(log, launched)
+    assert (found.pipeline_start, found.pipeline_end) == (0.5, 6.0)
+    (task,) = found.tasks.values()
+    assert (task.name, task.status, task.runs) == ("score", "SUCCESS", 2)
+    assert (task.launch, task.end, task.io_start, task.io_end) == (1.0, 5.5, 1.25, 5.0)
+    assert task.inner == {"score[c0]": 1.5, "score[c1]": 0.533}
+    assert task.body == 1.5 + 0.533

@@ -15,8 +15,6 @@ import pytest
 from stock_assets.defs.config import run_config
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
-pytestmark = pytest.mark.slow
-
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
@@ -40,6 +38,7 @@ def _materialize(tmp_path: Path, ops: dict) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_cli_run_prints_its_steps_not_dagster_debug_events(tmp_path: Path) -> None:
     done = _materialize(tmp_path, {"deploy_decision": {"accuracy_threshold": 0.0}})
     output = done.stdout + done.stderr
@@ -53,6 +52,7 @@ def test_a_cli_run_prints_its_steps_not_dagster_debug_events(tmp_path: Path) -> 
     assert len(lines) < 40, f"{len(lines)} lines:\n{output}"
 
 
+@pytest.mark.slow
 def test_a_failing_step_and_warnings_still_show(tmp_path: Path) -> None:
     """A value's rule fails ``stock_data``: the failure and its message reach the terminal."""
     done = _materialize(tmp_path, {"stock_data": {"days": 10}})

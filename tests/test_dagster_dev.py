@@ -16,10 +16,8 @@ import mlflow
 import pytest
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
-from benchmarks.processes import free_port, stop_group
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
-
-pytestmark = pytest.mark.slow
+from tests.support.processes import free_port, stop_group
 
 ASSETS = ["stock_data", "features", "model", "deploy_decision", "deployed_model"]
 
@@ -148,6 +146,7 @@ def _wait(url: str, run_id: str) -> str:
     return status
 
 
+@pytest.mark.slow
 def test_materialize_all_from_the_ui_finishes_one_mlflow_run(
     dagster_dev, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,6 +169,7 @@ def test_materialize_all_from_the_ui_finishes_one_mlflow_run(
     assert str(version.version) == runs[0].data.tags["registered_version"]
 
 
+@pytest.mark.slow
 def test_a_bad_value_fails_its_step_with_the_message_first(dagster_dev) -> None:
     """The launchpad checks types; a value's rule runs as the step starts, and the UI's step
     failure reads "Failure: <the message>" (no pydantic or Dagster wrapper in front)."""
@@ -193,6 +193,7 @@ def test_a_bad_value_fails_its_step_with_the_message_first(dagster_dev) -> None:
     assert first_line.split("Failure: ", 1)[1].startswith("days=10 is too small"), first_line
 
 
+@pytest.mark.slow
 def test_a_failing_step_without_mlflow_fails_the_mlflow_run_from_the_ui(
     dagster_dev, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.reference import reference_dates, reference_generate_data
 from stock_assets.core.csv_input import load_ohlcv_csv
 from stock_assets.core.data import (
     DEFAULT_TICKER,
@@ -22,6 +21,7 @@ from stock_assets.core.data import (
     generate_gbm,
     validate_ohlcv,
 )
+from tests.support.reference import reference_dates, reference_generate_data
 
 
 def one(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:

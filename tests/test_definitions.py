@@ -19,6 +19,26 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
+#: Each asset and the assets it reads: the graph the README draws and describes.
+ASSET_GRAPH = {
+    "stock_data": set(),
+    "features": {"stock_data"},
+    "model": {"features"},
+    "deploy_decision": {"features", "model"},
+    "deployed_model": {"deploy_decision"},
+}
+
+
+def test_the_asset_graph_has_the_assets_and_edges_the_readme_shows() -> None:
+    graph = defs.resolve_asset_graph()
+    edges = {
+        key.to_user_string(): {parent.to_user_string() for parent in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert edges == ASSET_GRAPH
+    order = [key.to_user_string() for key in graph.toposorted_asset_keys]
+    assert order == list(ASSET_GRAPH)
+
 
 @pytest.mark.slow
 def test_definitions_validate_passes(tmp_path: Path) -> None:

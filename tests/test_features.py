@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.reference import reference_feature_engineering
 from stock_assets.core.data import OHLCV_COLUMNS, DataValidationError, generate_gbm
 from stock_assets.core.features import (
     FEATURE_COLUMNS,
     TARGET_COLUMN,
     compute_features,
 )
+from tests.support.reference import reference_feature_engineering
 
 # --------------------------------------------------------------------------------------
 # The reference pipeline's feature_engineering (Composant 2) on one ticker, minus the CSV I/O.
@@ -196,6 +196,7 @@ def test_bad_input_raises(reference_bars: pd.DataFrame, change, substrings: list
         assert text in str(info.value)
 
 
+@pytest.mark.slow
 def test_core_modules_import_neither_dagster_nor_kfp() -> None:
     modules = ", ".join(
         f"stock_assets.core.{m}"

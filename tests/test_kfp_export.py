@@ -14,8 +14,6 @@ from exporters.kfp.submit import Deployment, cli_commands
 from stock_assets.definitions import defs
 from tests.kfp_helpers import all_tasks, export, load_spec
 
-pytestmark = pytest.mark.slow
-
 #: One task per asset; the graph-backed ``model`` asset is one task per op, its scoring op in a
 #: ParallelFor over the candidates.
 EXPECTED_EDGES = {
@@ -50,6 +48,7 @@ def _dependencies(task: dict) -> set[str]:
     return producers | set(task.get("dependentTasks", []))
 
 
+@pytest.mark.slow
 def test_two_exports_are_byte_identical(stock_yaml: Path, tmp_path: Path) -> None:
     again = tmp_path / "again.yaml"
     assert export(again, MLFLOW_TRACKING_URI="").returncode == 0
@@ -57,6 +56,7 @@ def test_two_exports_are_byte_identical(stock_yaml: Path, tmp_path: Path) -> Non
     validate_pipeline_yaml(again.read_text())
 
 
+@pytest.mark.slow
 def test_one_task_per_asset_or_op_with_the_graph_edges(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
     tasks = {n: t for n, t in all_tasks(spec).items() if n in EXPECTED_EDGES}
@@ -73,6 +73,7 @@ def test_one_task_per_asset_or_op_with_the_graph_edges(stock_yaml: Path) -> None
     } == assets
 
 
+@pytest.mark.slow
 def test_candidates_fan_out_as_a_parallel_for_with_their_own_pods(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
     loop = all_tasks(spec)["for-loop-2"]
@@ -93,6 +94,7 @@ def test_candidates_fan_out_as_a_parallel_for_with_their_own_pods(stock_yaml: Pa
     assert cached.get("enableCache") is True
 
 
+@pytest.mark.slow
 def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
     declared = spec["root"]["inputDefinitions"]["parameters"]
@@ -124,6 +126,7 @@ def test_parameters_are_the_config_fields_with_their_defaults(stock_yaml: Path) 
     assert declared["C"]["description"].endswith("(number; blank = unset)")
 
 
+@pytest.mark.slow
 def test_deploy_runs_under_a_condition_on_the_decision(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
     holders = [
@@ -137,6 +140,7 @@ def test_deploy_runs_under_a_condition_on_the_decision(stock_yaml: Path) -> None
     assert "deploy-decision-Output" in condition and "== true" in condition
 
 
+@pytest.mark.slow
 def test_artifacts_metrics_caching_and_docs(stock_yaml: Path) -> None:
     spec = load_spec(stock_yaml)
     comps = spec["components"]
@@ -166,6 +170,7 @@ def test_artifacts_metrics_caching_and_docs(stock_yaml: Path) -> None:
     assert "pip install" not in " ".join(executor["command"])
 
 
+@pytest.mark.slow
 def test_mlflow_uri_and_secret_without_credentials(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.yaml"
     done = export(
@@ -196,6 +201,7 @@ def test_mlflow_uri_and_secret_without_credentials(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_other_graph_fan_in_retry_resources_and_prefixed_names(tmp_path: Path) -> None:
     path = tmp_path / "fan_in.yaml"
     done = export(path, "--module", "tests.graphs.fan_in")
@@ -226,6 +232,7 @@ def test_other_graph_fan_in_retry_resources_and_prefixed_names(tmp_path: Path) -
     assert "exit-handler" not in str(spec)  # no MLflow resource: no exit handler
 
 
+@pytest.mark.slow
 def test_unsupported_construct_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "partitioned.yaml"
     done = export(path, "--module", "tests.graphs.partitioned")
@@ -234,6 +241,7 @@ def test_unsupported_construct_is_a_clear_error(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_help_documents_every_option() -> None:
     done = export(Path("unused.yaml"), "--help")
     for option in (
@@ -269,6 +277,7 @@ def test_cron_conversion_and_recurring_run() -> None:
     assert any("--cron-expression '0 0 2 * * *'" in c for c in commands)
 
 
+@pytest.mark.slow
 def test_an_export_prints_no_warning(tmp_path: Path) -> None:
     """Dagster's non-deprecated lookups (resolve_schedule_def, resolve_job_def): with every
     UserWarning an error, the export with its schedule still succeeds, and says no "Warning"."""
@@ -284,6 +293,7 @@ def test_an_export_prints_no_warning(tmp_path: Path) -> None:
     assert (tmp_path / "p.yaml").exists()
 
 
+@pytest.mark.slow
 def test_without_host_prints_the_equivalent_commands(tmp_path: Path) -> None:
     done = export(tmp_path / "p.yaml", "--schedule")
     assert done.returncode == 0, done.stderr
@@ -329,6 +339,7 @@ def _parameter_sources(spec: dict, dag: dict, inputs: dict, trail: tuple = ()) -
     return found
 
 
+@pytest.mark.slow
 def test_no_cached_task_takes_a_per_run_input(stock_yaml: Path) -> None:
     """The backend's cache key includes every input parameter value
     (GenerateCacheKey in backend/src/v2/cacheutils/cache.go at 2.14.0): a run-unique input
@@ -342,6 +353,7 @@ def test_no_cached_task_takes_a_per_run_input(stock_yaml: Path) -> None:
             assert not any(p in source for p in PER_RUN_PLACEHOLDERS), (name, param, source)
 
 
+@pytest.mark.slow
 def test_the_run_id_comes_from_the_pods_label(stock_yaml: Path) -> None:
     """The API server labels every pod of a run pipeline/runid=<run id>
     (backend/src/apiserver/template/v2_template.go:362 and, for recurring runs,
@@ -416,6 +428,7 @@ def _unknown_fields(config: dict, prefix: str = "") -> list[str]:
     return unknown
 
 
+@pytest.mark.slow
 def test_kubernetes_config_uses_only_fields_kfp_2_14_knows(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     done = export(
@@ -436,6 +449,7 @@ def test_kubernetes_config_uses_only_fields_kfp_2_14_knows(tmp_path: Path) -> No
     assert ("mlflow-credentials", "MLFLOW_TRACKING_PASSWORD") not in mapped
 
 
+@pytest.mark.slow
 def test_dagster_k8s_config_is_translated_faithfully(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     assert export(path, "--module", "tests.graphs.fan_in").returncode == 0
@@ -461,6 +475,7 @@ def test_dagster_k8s_config_is_translated_faithfully(tmp_path: Path) -> None:
     assert str(accelerator.get("resourceCount", accelerator.get("count"))) == "1"
 
 
+@pytest.mark.slow
 def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: Path) -> None:
     """KFP 2.14/2.15 leave [[ScheduledTime...]] in a v2 recurring run's parameters (the
     ScheduledWorkflow controller formats only Argo workflow arguments:
@@ -482,6 +497,7 @@ def test_schedule_date_becomes_a_macro_resolved_before_cached_tasks(stock_yaml: 
     )
 
 
+@pytest.mark.slow
 def test_every_parameter_has_a_default(stock_yaml: Path) -> None:
     """The KFP UI (frontend/src/components/NewRunParametersV2.tsx at 2.14.0/2.15.0) shows
     "Missing parameter." for a parameter without a default and keeps Start grey; kfp.local
@@ -499,6 +515,7 @@ def test_every_parameter_has_a_default(stock_yaml: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_optional_config_fields_are_blank_means_unset_strings(tmp_path: Path) -> None:
     path = tmp_path / "typed.yaml"
     done = export(path, "--module", "tests.graphs.typed")

@@ -21,8 +21,6 @@ import pytest
 
 from tests.kfp_helpers import load_spec
 
-pytestmark = pytest.mark.slow
-
 DEFINITIONS = '''
 """A graph that knows nothing of stock_assets."""
 
@@ -100,6 +98,7 @@ print(json.dumps({"modules": sorted(m for m in sys.modules if m.startswith("stoc
 """
 
 
+@pytest.mark.slow
 def test_a_foreign_graph_exports_and_runs_without_stock_assets(tmp_path: Path) -> None:
     package = tmp_path / "foreign_graph"
     package.mkdir()

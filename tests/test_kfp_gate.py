@@ -21,8 +21,6 @@ from tests.conftest import production_version
 from tests.kfp_helpers import executed_tasks, export, run_yaml
 from tests.test_backtest_edge import CANDIDATES, DAYS, SEED, TICKERS, signal
 
-pytestmark = pytest.mark.slow
-
 GATE = {"gate_metric": "deflated_sharpe"}
 DATA = {"tickers": TICKERS, "days": DAYS, "seed": SEED, "candidates": CANDIDATES}
 THRESHOLD = DEFAULT_GATE_THRESHOLDS["deflated_sharpe"]
@@ -72,6 +70,7 @@ def walk(
     return run_process(pipeline, tmp_path_factory.mktemp("walk"), "random_walk")
 
 
+@pytest.mark.slow
 def test_the_data_task_takes_the_process_from_the_pipeline_arguments(
     edge: dict[str, Any], walk: dict[str, Any]
 ) -> None:
@@ -83,6 +82,7 @@ def test_the_data_task_takes_the_process_from_the_pipeline_arguments(
         assert params["n_trials"] == str(len(CANDIDATES))
 
 
+@pytest.mark.slow
 def test_a_deflated_sharpe_gate_deploys_the_planted_edge_under_kfp_local(
     edge: dict[str, Any],
 ) -> None:
@@ -106,6 +106,7 @@ def test_a_deflated_sharpe_gate_deploys_the_planted_edge_under_kfp_local(
     assert tags["production_version"] == version
 
 
+@pytest.mark.slow
 def test_the_same_gate_rejects_the_random_walk_under_kfp_local(
     edge: dict[str, Any], walk: dict[str, Any]
 ) -> None:

@@ -17,8 +17,6 @@ from stock_assets.defs.storage import read_value
 from tests.conftest import failure_text, production_version, run_graph
 from tests.kfp_helpers import executed_tasks, export, run_yaml
 
-pytestmark = pytest.mark.slow
-
 ASSET_TASKS = {
     "stock-data",
     "features",
@@ -54,6 +52,7 @@ def _run(pipeline: Path, root: Path, **arguments):
     return succeeded, run_dir, new[0]
 
 
+@pytest.mark.slow
 def test_rejected_run_skips_deploy_and_keeps_production(pipeline: Path, tmp_path: Path) -> None:
     """Also a recurring run's tick: KFP 2.14/2.15 pass the macro through unsubstituted.
 
@@ -80,6 +79,7 @@ def test_rejected_run_skips_deploy_and_keeps_production(pipeline: Path, tmp_path
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_approved_run_matches_dagster_and_moves_production(
     pipeline: Path, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -132,6 +132,7 @@ def test_approved_run_matches_dagster_and_moves_production(
     }
 
 
+@pytest.mark.slow
 def test_failed_task_fails_the_mlflow_run_and_leaves_production(
     pipeline: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +150,7 @@ def test_failed_task_fails_the_mlflow_run_and_leaves_production(
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_another_graph_runs_under_kfp_local(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "fan_in.yaml"
     done = export(path, "--module", "tests.graphs.fan_in", "--allow-local-tracking-uri")

@@ -19,8 +19,6 @@ from mlflow import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
-
 TASKS = (
     "resolve-scheduled-dates",
     "stock-data",
@@ -55,6 +53,7 @@ def _kfp_runs(store: str) -> list:
     return client.search_runs(experiments, "tags.kfp_run_id != ''")
 
 
+@pytest.mark.slow
 def test_make_kfp_local_runs_the_pipeline_and_prints_a_summary(tmp_path: Path) -> None:
     # -o: never reinstall the venv from a test (the stamp is the target's only prerequisite).
     done = subprocess.run(
@@ -89,6 +88,7 @@ def test_make_kfp_local_runs_the_pipeline_and_prints_a_summary(tmp_path: Path) -
     assert not list((tmp_path / "tmp").glob("kfp-local-*"))  # its temporary folder is removed
 
 
+@pytest.mark.slow
 def test_a_failed_pipeline_exits_1_with_one_line_naming_the_task(tmp_path: Path) -> None:
     env = _env(tmp_path) | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}"}
     missing = tmp_path / "missing.csv"
@@ -116,6 +116,7 @@ def test_a_failed_pipeline_exits_1_with_one_line_naming_the_task(tmp_path: Path)
     assert (tmp_path / "keep" / "pipeline.yaml").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -26,8 +26,6 @@ import yaml
 from exporters.kfp.outcome import decide
 from tests.kfp_helpers import executed_tasks, export, run_yaml
 
-pytestmark = pytest.mark.slow
-
 MODULE = "stock_assets.definitions"
 STATES = ["COMPLETE", "RUNNING", "FAILED", "CANCELED", "SUCCEEDED", "CACHED", "NEW", ""]
 
@@ -73,6 +71,7 @@ def _statuses_per_state(package: Path, kfp_run_id: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_deployed_run_ends_finished_whatever_the_state(pipeline: Path, tmp_path: Path) -> None:
     succeeded, run_dir = run_yaml(pipeline, tmp_path / "root", accuracy_threshold=0.0)
     assert succeeded and "deployed-model" in executed_tasks(run_dir)
@@ -83,12 +82,14 @@ def test_a_deployed_run_ends_finished_whatever_the_state(pipeline: Path, tmp_pat
     assert _statuses_per_state(pipeline, run_dir.name) == dict.fromkeys(STATES, "FINISHED")
 
 
+@pytest.mark.slow
 def test_a_run_whose_deploy_was_skipped_ends_finished(pipeline: Path, tmp_path: Path) -> None:
     succeeded, run_dir = run_yaml(pipeline, tmp_path / "root", accuracy_threshold=1.0)
     assert succeeded and "deployed-model" not in executed_tasks(run_dir)
     assert _statuses_per_state(pipeline, run_dir.name) == dict.fromkeys(STATES, "FINISHED")
 
 
+@pytest.mark.slow
 def test_a_run_with_a_failed_task_ends_failed(pipeline: Path, tmp_path: Path) -> None:
     succeeded, run_dir = run_yaml(
         pipeline, tmp_path / "root", csv_path=str(tmp_path / "missing.csv")

@@ -79,6 +79,7 @@ def test_manifest_matches_kserves_schema(tmp_path: Path) -> None:
     ]  # the checker does catch a typo
 
 
+@pytest.mark.slow
 def test_the_model_comes_from_the_registry_alias(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'registry.db'}"
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)

@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.processes import free_port, stop_group
 from exporters.kfp.kserve import inference_service
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME as MODEL_NAME
 from tests import readme
 from tests.conftest import PROJECT_ROOT, production_version
+from tests.support.processes import free_port, stop_group
 from tests.test_serving import post, rows_and_expected, server, wait_until_ready
 
 __all__ = ["rows_and_expected", "server"]  # fixtures shared with tests/test_serving.py

@@ -30,8 +30,6 @@ from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, mark_staging, promote
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
 
-pytestmark = pytest.mark.slow
-
 TEST_SIZE = 0.2
 CHANGED_ROW = 100  # in the training period; Volume enters only 20-day rolling features
 
@@ -123,6 +121,7 @@ def runs(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     }
 
 
+@pytest.mark.slow
 def test_same_csv_gives_same_data_versions_and_mlflow_digests(runs) -> None:
     instance, first, same = runs["instance"], runs["first"], runs["same"]
     for asset in ("stock_data", "features"):
@@ -146,6 +145,7 @@ def test_same_csv_gives_same_data_versions_and_mlflow_digests(runs) -> None:
     assert runs["stale_after_same_data"] == StaleStatus.FRESH
 
 
+@pytest.mark.slow
 def test_changed_csv_changes_versions_and_digests_and_marks_features_stale(runs) -> None:
     instance, first, changed = runs["instance"], runs["first"], runs["changed"]
     old_bars = _data_version(instance, "stock_data", first.run_id)
@@ -166,6 +166,7 @@ def test_changed_csv_changes_versions_and_digests_and_marks_features_stale(runs)
     assert mlflow_run_for(runs["changed_bars"]).data.tags["stock_data_digest"] == new_bars
 
 
+@pytest.mark.slow
 def test_digests_are_of_the_stored_tables_and_datasets_say_where_they_live(runs) -> None:
     instance, first = runs["instance"], runs["first"]
     stored = runs["features_first"]
@@ -201,6 +202,7 @@ def _cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_registry_show_names_the_data_metrics_and_stage_history(mlflow_store, runs) -> None:
     client = MlflowClient()
     first_run, changed_run = mlflow_run_for(runs["first"]), mlflow_run_for(runs["changed"])
@@ -240,6 +242,7 @@ def test_registry_show_names_the_data_metrics_and_stage_history(mlflow_store, ru
     assert changed_run.data.tags["features_digest"] in current.stdout
 
 
+@pytest.mark.slow
 def test_registry_show_of_a_missing_version_is_one_line_and_exit_2(mlflow_store, runs) -> None:
     done = _cli(mlflow_store, "show", "999")
     assert done.returncode == 2

@@ -31,6 +31,7 @@ def features() -> pd.DataFrame:
     return compute_features(generate_gbm(days=120, seed=7, tickers=["AAA", "BBB"]))
 
 
+@pytest.mark.slow
 def test_same_digest_in_other_processes_with_other_hash_seeds(features, tmp_path: Path) -> None:
     script = (
         "import sys\n"

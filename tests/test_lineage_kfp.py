@@ -21,8 +21,6 @@ from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 from tests.conftest import failure_text, mlflow_run_for, run_graph
 from tests.kfp_helpers import export, run_yaml
 
-pytestmark = pytest.mark.slow
-
 DIGEST_TAGS = ("stock_data_digest", "features_digest", "train_digest", "test_digest")
 
 
@@ -35,6 +33,7 @@ def _inputs(run: Run) -> dict[str, tuple[str, str, dict[str, str]]]:
     return found
 
 
+@pytest.mark.slow
 def test_kfp_local_and_dagster_record_the_same_digests(
     mlflow_store: str, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.processes import free_port, group_processes
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
+from tests.support.processes import free_port, group_processes
 from tests.test_dagster_dev import STATUS, _graphql, _launch, launchpad_defaults
-
-pytestmark = pytest.mark.slow
 
 #: What a user may wait after Ctrl+C for the terminal to come back (issue 20, item 4).
 STOP_WITHIN = 15.0
@@ -112,6 +110,7 @@ def _stop_time(process: subprocess.Popen) -> tuple[float, list[str]]:
     return time.monotonic() - start, left
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_run_stops_every_process_within_15_s(make_dev) -> None:
     """A run's steps in processes of their own (a forkserver's children) when Ctrl+C comes."""
     process, url, log_path = make_dev
@@ -138,6 +137,7 @@ def test_ctrl_c_during_a_run_stops_every_process_within_15_s(make_dev) -> None:
     assert process.returncode is not None
 
 
+@pytest.mark.slow
 def test_idle_terminal_is_quiet_and_ctrl_c_stops_every_process(make_dev) -> None:
     """The UI answering, no run: the terminal names the UI's address and none of the sensor
     daemon's "skipped" lines (three sensors tick as the daemon starts, then every 30 s), and
@@ -152,6 +152,7 @@ def test_idle_terminal_is_quiet_and_ctrl_c_stops_every_process(make_dev) -> None
     assert took <= STOP_WITHIN, f"stopping took {took:.1f} s"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("silent_server")
 def test_ctrl_c_while_mlflow_hangs_stops_every_process_within_15_s(make_dev) -> None:
     """The tracking server accepts and never answers: the run's MLflow calls wait on it (10 s

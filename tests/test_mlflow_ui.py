@@ -19,12 +19,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from benchmarks.processes import free_port, stop_group
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 from stock_assets.mlflow_ops.tracking_server import LANDING_QUERY, UI_BACKEND_DB, wait_until_ready
 from tests.conftest import PROJECT_ROOT
-
-pytestmark = pytest.mark.slow
+from tests.support.processes import free_port, stop_group
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine's network is closed: nothing but the page's own requests.
@@ -121,6 +119,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         stop_group(process)
 
 
+@pytest.mark.slow
 def test_the_ui_opens_the_experiments_training_runs(ui: tuple[str, Path], tmp_path: Path) -> None:
     url, data = ui
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{data / UI_BACKEND_DB}")

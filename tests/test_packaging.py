@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
 
@@ -40,6 +42,7 @@ def test_constraints_pin_the_core_versions_and_record_no_index() -> None:
     assert not re.search(r"(https?://|file:|--index-url|--extra-index-url|/opt/|/root/)", text)
 
 
+@pytest.mark.slow
 def test_editable_install_builds_without_a_setuptools_warning(tmp_path: Path) -> None:
     """`make install`'s editable install of this folder, into a scratch venv, by pip with build
     isolation: setuptools says nothing about it (with a meta-path finder it warned "Editable
@@ -73,6 +76,7 @@ def test_editable_install_builds_without_a_setuptools_warning(tmp_path: Path) ->
     assert Path(found.stdout.strip()) == PROJECT_ROOT / "stock_assets" / "__init__.py"
 
 
+@pytest.mark.slow
 def test_code_location_name_matches_whatever_the_folder_is_called(tmp_path: Path) -> None:
     """The project loads under the code location name `dagster dev` gives it ([tool.dagster]),
     without Dagster's warning that [tool.dg.project] names it otherwise (by default: this

@@ -4,7 +4,6 @@ its config deploys even after an equal model has been deployed."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
-from stock_assets.definitions import defs
 from tests import readme
 from tests.conftest import (
     PROJECT_ROOT,
@@ -45,31 +43,6 @@ def test_readme_parser_reads_commands_and_shown_outputs() -> None:
         readme.assert_like_shown(answer.replace("0.25", "0.3"), answer)
     with pytest.raises(AssertionError):
         readme.assert_like_shown('{"message": "b then a"}', '{"message": "a ... b')
-
-
-def diagram_edges(text: str) -> set[tuple[str, str]]:
-    """The edges the README's first diagram draws: ``a ──▶ b`` on its first line, and a branch
-    ``┬`` on that line joined under it (``└──…▲``) to the node above the ``▲``."""
-    lines = re.search(r"^```\n(stock_data.*?)^```", text, re.M | re.S).group(1).splitlines()
-    nodes = [(m.start(), m.end(), m.group()) for m in re.finditer(r"[a-z_]+", lines[0])]
-    chain = {(a[2], b[2]) for a, b in zip(nodes, nodes[1:], strict=False)}
-
-    def above(column: int) -> str:
-        return max((n for n in nodes if n[0] <= column), key=lambda n: n[0])[2]
-
-    if "┬" not in lines[0]:
-        return chain
-    return chain | {(above(lines[0].index("┬")), above(lines[1].index("▲")))}
-
-
-def test_readme_diagram_draws_the_asset_graphs_edges() -> None:
-    graph = defs.resolve_asset_graph()
-    edges = {
-        (parent.to_user_string(), key.to_user_string())
-        for key in graph.get_all_asset_keys()
-        for parent in graph.get(key).parent_keys
-    }
-    assert diagram_edges(readme.README.read_text()) == edges
 
 
 def layout_modules(text: str) -> list[str]:

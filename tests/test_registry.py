@@ -17,8 +17,6 @@ from sklearn.linear_model import LogisticRegression
 from stock_assets.mlflow_ops.registry import promote, register_version
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
@@ -81,6 +79,7 @@ def _aliases() -> dict[str, int]:
     return dict(MlflowClient().get_registered_model("stock-prediction").aliases)
 
 
+@pytest.mark.slow
 def test_promote_archives_the_old_version_and_is_safe_to_repeat(store, versions) -> None:
     first, second, _ = versions
     done = cli(store, "promote", second)
@@ -101,6 +100,7 @@ def test_promote_archives_the_old_version_and_is_safe_to_repeat(store, versions)
     assert lines[versions[2]].split()[1] == "none"
 
 
+@pytest.mark.slow
 def test_rollback_walks_back_then_says_there_is_nothing_left(store, versions) -> None:
     first, second, third = versions
     assert cli(store, "promote", second).returncode == 0
@@ -117,6 +117,7 @@ def test_rollback_walks_back_then_says_there_is_nothing_left(store, versions) ->
     assert _aliases()["production"] == int(first)
 
 
+@pytest.mark.slow
 def test_bad_version_is_a_clear_error_and_changes_nothing(store, versions) -> None:
     before = _aliases()
     done = cli(store, "promote", "99")
@@ -126,6 +127,7 @@ def test_bad_version_is_a_clear_error_and_changes_nothing(store, versions) -> No
     assert _aliases() == before
 
 
+@pytest.mark.slow
 def test_show_a_version_without_data_lineage(store, versions) -> None:
     done = cli(store, "show", versions[2])
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from stock_assets.core.data import generate_gbm
+from stock_assets.core.errors import TrainingError
+from stock_assets.core.estimators import build_pipeline
 from stock_assets.core.features import compute_features
 from stock_assets.core.selection import (
     DEFAULT_CANDIDATES,
@@ -20,7 +22,7 @@ from stock_assets.core.selection import (
     score_candidate,
     walk_forward_folds,
 )
-from stock_assets.core.training import TrainingError, build_pipeline, time_split
+from stock_assets.core.splits import time_split
 from stock_assets.core.values import CandidateScore
 
 

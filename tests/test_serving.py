@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.processes import free_port, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
-from stock_assets.core.training import labelled_rows_in
+from stock_assets.core.splits import labelled_rows_in
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value
 from stock_assets.mlflow_ops.serving.server import (
@@ -36,6 +35,7 @@ from tests.conftest import (
     env_for_subprocess,
     production_version,
 )
+from tests.support.processes import free_port, stop_group
 
 # No proxy, whatever the environment says: every request goes straight to 127.0.0.1.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -284,6 +284,7 @@ def test_registered_version_documents_inputs_and_outputs_without_a_signature(dep
     )
 
 
+@pytest.mark.slow
 def test_the_served_model_class_is_defined_without_mlflow_warnings() -> None:
     """MLflow's "Add type hints to the `predict` method" warning is not printed: type hints
     would give a signature refusing the named request forms."""

@@ -22,11 +22,11 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyRegressor
 
-from benchmarks.processes import free_port, stop_group
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 from stock_assets.mlflow_ops.serving.follow import DEFAULT_INTERVAL, Follower
 from stock_assets.mlflow_ops.serving.server import build_serve_command, parse_args
 from tests.conftest import PROJECT_ROOT, env_for_subprocess
+from tests.support.processes import free_port, stop_group
 
 BIN = Path(sys.executable).parent
 ROW = [1.0] * 22

@@ -20,9 +20,8 @@ import pytest
 from dagster import ExecuteInProcessResult
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
-from benchmarks.processes import free_port, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
-from stock_assets.core.training import labelled_rows_in
+from stock_assets.core.splits import labelled_rows_in
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.resources import EXPERIMENT_NAME, KFP_RUN_TAG
 from stock_assets.defs.storage import read_value
@@ -36,8 +35,7 @@ from stock_assets.mlflow_ops.tracking_server import (
 )
 from tests.conftest import PROJECT_ROOT, failure_text, run_graph
 from tests.kfp_helpers import export, run_yaml
-
-pytestmark = pytest.mark.slow
+from tests.support.processes import free_port, stop_group
 
 APPROVE_ALL = {"deploy_decision": {"accuracy_threshold": 0.0}}
 STARTUP_TIMEOUT = 90.0
@@ -166,6 +164,7 @@ def test_wait_until_ready_times_out_with_the_url() -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_graph_run_is_recorded_on_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult, tmp_path: Path
 ) -> None:
@@ -196,6 +195,7 @@ def test_graph_run_is_recorded_on_the_server(
     assert list(server.artifacts.rglob("MLmodel"))
 
 
+@pytest.mark.slow
 def test_logged_and_production_models_load_from_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult
 ) -> None:
@@ -214,6 +214,7 @@ def test_logged_and_production_models_load_from_the_server(
     np.testing.assert_array_equal(served.predict(features)["direction"], expected)
 
 
+@pytest.mark.slow
 def test_registry_command_goes_through_the_server(
     server: Server, deployed: ExecuteInProcessResult
 ) -> None:
@@ -231,6 +232,7 @@ def test_registry_command_goes_through_the_server(
     assert "production" in rows[version]
 
 
+@pytest.mark.slow
 def test_kfp_pipeline_is_recorded_on_the_server(
     server: Server, client_data: Path, deployed: ExecuteInProcessResult, tmp_path: Path
 ) -> None:
@@ -264,6 +266,7 @@ def test_kfp_pipeline_is_recorded_on_the_server(
     assert production_version(server.client()) == production
 
 
+@pytest.mark.slow
 def test_server_down_fails_fast_naming_the_uri(
     server: Server,
     client_data: Path,
@@ -300,6 +303,7 @@ def test_server_down_fails_fast_naming_the_uri(
     assert {r.info.run_id for r in _runs(server)} == runs
 
 
+@pytest.mark.slow
 def test_the_printed_address_opens_the_training_runs(server: Server, tmp_path: Path) -> None:
     """`make mlflow` prints the experiment's runs, and a browser lands there (issue 20, 2)."""
     from tests.test_mlflow_ui import LANDING, RUN_NAME, check_landing_page

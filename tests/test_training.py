@@ -8,19 +8,17 @@ import pandas as pd
 import pytest
 
 from stock_assets.core import plots
-from stock_assets.core.features import FEATURE_COLUMNS
-from stock_assets.core.training import (
+from stock_assets.core.errors import TrainingError
+from stock_assets.core.estimators import (
     DEFAULT_HYPERPARAMETERS,
     MODEL_TYPES,
-    TrainingError,
     build_pipeline,
-    check_both_classes,
-    evaluate,
-    labelled_rows_in,
     resolve_hyperparameters,
-    time_split,
-    train_and_evaluate,
 )
+from stock_assets.core.evaluation import check_both_classes, evaluate
+from stock_assets.core.features import FEATURE_COLUMNS
+from stock_assets.core.splits import labelled_rows_in, time_split
+from stock_assets.core.training import train_and_evaluate
 
 FEATURES = FEATURE_COLUMNS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -300,7 +298,7 @@ def test_evaluate_edge_cases() -> None:
 
 
 def test_default_feature_columns_are_the_reference_pipelines(features: pd.DataFrame) -> None:
-    from benchmarks.reference import REFERENCE_FEATURE_COLUMNS
+    from tests.support.reference import REFERENCE_FEATURE_COLUMNS
 
     result = train_and_evaluate(time_split(features), "logistic")
     assert result.feature_columns == REFERENCE_FEATURE_COLUMNS

@@ -17,8 +17,6 @@ from stock_assets.definitions import defs
 from stock_assets.defs.config import run_config
 from tests.conftest import failure_text, mlflow_run_for, run_graph
 
-pytestmark = pytest.mark.slow
-
 KEYS = [key for assets_def in defs.assets for key in assets_def.keys]
 WINDOW = re.compile(r"\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d")
 
@@ -53,6 +51,7 @@ def _latest_metadata(instance: DagsterInstance, asset: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in entry.asset_materialization.metadata.items()}
 
 
+@pytest.mark.slow
 def test_loading_an_input_adds_no_observation_but_the_step_log_names_the_file(
     rejected: tuple[DagsterInstance, str],
 ) -> None:
@@ -71,6 +70,7 @@ def test_loading_an_input_adds_no_observation_but_the_step_log_names_the_file(
     assert by_input["model"]["run_id"].value == run_id
 
 
+@pytest.mark.slow
 def test_a_skipped_deployment_shows_its_reason_on_the_asset(
     rejected: tuple[DagsterInstance, str],
 ) -> None:
@@ -85,6 +85,7 @@ def test_a_skipped_deployment_shows_its_reason_on_the_asset(
     assert observation.metadata["production_version"].value == "-"  # none yet: '-', not None
 
 
+@pytest.mark.slow
 def test_windows_read_first_dot_dot_last_and_none_reads_dash(
     rejected: tuple[DagsterInstance, str],
 ) -> None:
@@ -127,6 +128,7 @@ def test_every_asset_has_a_code_version_and_the_model_says_where_its_ops_are() -
     assert "Compute details" in model.descriptions_by_key[AssetKey("model")]
 
 
+@pytest.mark.slow
 def test_a_csv_run_records_what_the_file_held(mlflow_store: str, data_dir: Path) -> None:
     """Not the synthetic defaults (data_days=500, no tickers): rows per ticker, the tickers
     and the dates of the file."""

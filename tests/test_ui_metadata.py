@@ -15,12 +15,10 @@ import pytest
 from dagster import AssetKey
 from PIL import Image
 
-from benchmarks.processes import free_port, group_processes, stop_group
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.mlflow_ops.serving.server import sqlite_path
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, mlflow_run_for
-
-pytestmark = pytest.mark.slow
+from tests.support.processes import free_port, group_processes, stop_group
 
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -32,6 +30,7 @@ def materialization_metadata(result, asset: str) -> dict[str, Any]:
     return event.materialization.metadata
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("asset", ["stock_data", "features"])
 def test_previews_show_days_not_midnights(deployed, asset: str) -> None:
     result, _ = deployed
@@ -42,6 +41,7 @@ def test_previews_show_days_not_midnights(deployed, asset: str) -> None:
     assert re.search(rf"^\| {last_day} \|", preview, re.M), preview
 
 
+@pytest.mark.slow
 def test_features_finite_says_what_it_checked(deployed) -> None:
     result, _ = deployed
     (evaluation,) = [
@@ -54,6 +54,7 @@ def test_features_finite_says_what_it_checked(deployed) -> None:
     assert metadata == {"features_checked": len(FEATURE_COLUMNS), "non_finite_values": 0}
 
 
+@pytest.mark.slow
 def test_each_baseline_is_labelled_with_what_it_is_measured_on(deployed) -> None:
     """`baseline_accuracy` is on the test window (the run's description says so); the
     comparison chart's line is the fold mean on training dates, and its legend says that."""
@@ -97,6 +98,7 @@ def _csv_column(path: str, name: str) -> list[str]:
         return [row[name] for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_mlflow_link_opens_while_make_mlflow_ui_runs(deployed, mlflow_store: str) -> None:
     """On the local store the model's link names `make mlflow-ui`; started the README's way
     (lean: the server and its launcher, nothing else), that UI serves the linked run."""

@@ -22,8 +22,6 @@ from exporters.kfp.runtime import read_value
 from tests.graphs import hostile
 from tests.kfp_helpers import export, run_yaml
 
-pytestmark = pytest.mark.slow
-
 MODULE = "tests.graphs.hostile"
 
 
@@ -52,6 +50,7 @@ def _image_free(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return documents
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(hostile.ESCAPED))
 def test_a_default_is_escaped_and_reads_back_unchanged(case: str, tmp_path: Path) -> None:
     path = tmp_path / "pipeline.yaml"
@@ -74,6 +73,7 @@ def test_a_default_is_escaped_and_reads_back_unchanged(case: str, tmp_path: Path
     assert f"#    value: str [Default: {hostile.ESCAPED[case]!r}]" in header
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -99,6 +99,7 @@ def test_a_default_the_pipeline_cannot_carry_is_refused(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_scheduled_field_named_json_gets_its_value(tmp_path: Path) -> None:
     """The date resolver's own modules do not shadow a parameter named like them."""
     path = tmp_path / "pipeline.yaml"
@@ -116,6 +117,7 @@ def test_a_scheduled_field_named_json_gets_its_value(tmp_path: Path) -> None:
     assert value["note"] == hostile.INJECTION
 
 
+@pytest.mark.slow
 def test_refused_values_are_refused_in_params_too(tmp_path: Path) -> None:
     """``--param`` is typed like its parameter: a non-finite number is refused the same way."""
     path = tmp_path / "pipeline.yaml"
@@ -132,6 +134,7 @@ def test_refused_values_are_refused_in_params_too(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_a_schedule_value_the_pipeline_cannot_carry_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.yaml"
     done = export(path, "--module", MODULE, "--schedule", "weekly_nul", MLFLOW_TRACKING_URI="")

@@ -19,8 +19,6 @@ from stock_assets.core.data import generate_gbm
 from stock_assets.defs.io_manager import latest_path
 from tests.conftest import failure_text, run_graph
 
-pytestmark = pytest.mark.slow
-
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
 
@@ -55,6 +53,7 @@ def _refused(result: ExecuteInProcessResult, data_dir: Path, *fragments: str) ->
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_day_first_dates_are_refused_naming_file_line_and_column(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -66,6 +65,7 @@ def test_day_first_dates_are_refused_naming_file_line_and_column(
     assert "YYYY-MM-DD" in message and "02/01/2023" not in message
 
 
+@pytest.mark.slow
 def test_year_first_and_month_name_dates_load_as_the_same_days(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -84,6 +84,7 @@ def test_year_first_and_month_name_dates_load_as_the_same_days(
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_duplicate_header_is_refused_naming_the_file_and_the_column(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_a_duplicate_header_is_refused_naming_the_file_and_the_column(
     _refused(_load({"csv_path": str(path)}), data_dir, str(path), "'Close'", "line 1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["secrets_file", "header", "date", "price", "ticker"])
 def test_errors_name_file_line_and_column_never_the_content(
     data_dir: Path, tmp_path: Path, where: str
@@ -129,6 +131,7 @@ def test_errors_name_file_line_and_column_never_the_content(
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_fifo_is_refused_without_hanging(data_dir: Path, tmp_path: Path) -> None:
     fifo = tmp_path / "bars.csv"
     os.mkfifo(fifo)
@@ -144,6 +147,7 @@ def test_a_fifo_is_refused_without_hanging(data_dir: Path, tmp_path: Path) -> No
     _refused(results[0], data_dir, str(fifo), "not a regular file", "FIFO")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("link", [False, True], ids=["dev_zero", "symlink_to_dev_zero"])
 def test_a_device_is_refused_before_reading(data_dir: Path, tmp_path: Path, link: bool) -> None:
     path = Path("/dev/zero")
@@ -153,6 +157,7 @@ def test_a_device_is_refused_before_reading(data_dir: Path, tmp_path: Path, link
     _refused(_load({"csv_path": str(path)}), data_dir, str(path), "not a regular file", "device")
 
 
+@pytest.mark.slow
 def test_a_file_over_the_size_limit_is_refused_before_reading(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -163,6 +168,7 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(
     _refused(_load({"csv_path": str(path)}), data_dir, str(path), "larger than", "MiB")
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_refused_once_its_text_passes_the_limit(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -176,6 +182,7 @@ def test_a_gzip_bomb_is_refused_once_its_text_passes_the_limit(
     assert "MiB" in message
 
 
+@pytest.mark.slow
 def test_a_small_gzip_csv_still_loads(data_dir: Path, tmp_path: Path) -> None:
     bars = _bars()
     path = tmp_path / "aaa.csv.gz"
@@ -190,6 +197,7 @@ def test_a_small_gzip_csv_still_loads(data_dir: Path, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "fragments"),
     [

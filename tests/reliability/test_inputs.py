@@ -22,8 +22,6 @@ from tests.reliability.helpers import (
     kill_group,
 )
 
-pytestmark = pytest.mark.slow
-
 
 class _Payload:
     """Unpickling this runs a shell command that leaves a marker file."""
@@ -40,6 +38,7 @@ def _run_log(sandbox: Sandbox, process: subprocess.Popen, name: str) -> tuple[in
     return status, (sandbox.root / name).read_text()
 
 
+@pytest.mark.slow
 def test_stray_files_and_pickles_in_the_data_directory_change_nothing(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     ops = {"model": FAST_MODEL, "deploy_decision": DEPLOY_ALWAYS}
@@ -80,6 +79,7 @@ def _csv(
     return path
 
 
+@pytest.mark.slow
 def test_bad_csvs_fail_with_file_line_and_column(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     cases = {
@@ -102,6 +102,7 @@ def test_bad_csvs_fail_with_file_line_and_column(tmp_path: Path) -> None:
     assert not latest_path(sandbox.data, "stock_data").exists()  # nothing stored
 
 
+@pytest.mark.slow
 def test_a_fifo_as_csv_path_fails_the_cli_promptly(tmp_path: Path) -> None:
     """Nobody ever writes to the FIFO: the step must refuse it, not wait for a writer."""
     sandbox = Sandbox(tmp_path)
@@ -119,6 +120,7 @@ def test_a_fifo_as_csv_path_fails_the_cli_promptly(tmp_path: Path) -> None:
     assert not latest_path(sandbox.data, "stock_data").exists()  # nothing stored
 
 
+@pytest.mark.slow
 def test_two_first_runs_on_a_fresh_sqlite_store_both_succeed(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     assert not (sandbox.data / "mlflow.db").exists()
@@ -128,6 +130,7 @@ def test_two_first_runs_on_a_fresh_sqlite_store_both_succeed(tmp_path: Path) -> 
     assert len(sandbox.mlflow_runs()) == 2
 
 
+@pytest.mark.slow
 def test_registry_list_on_a_missing_store_creates_nothing(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     done = subprocess.run(

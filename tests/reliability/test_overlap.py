@@ -9,9 +9,8 @@ import pytest
 from stock_assets.defs.storage import read_value
 from tests.reliability.helpers import DEPLOY_ALWAYS, FAST_MODEL, Sandbox, finish
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_two_concurrent_cli_runs_promote_what_they_registered(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     processes = [

@@ -20,8 +20,6 @@ from mlflow import MlflowClient
 from stock_assets.mlflow_ops.registry import HISTORY_TAG, REGISTERED_MODEL_NAME, STAGE_TAG
 from tests.reliability.helpers import BIN, Sandbox, free_port
 
-pytestmark = pytest.mark.slow
-
 
 def _registry(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -38,6 +36,7 @@ def _state(client: MlflowClient) -> tuple[str, dict[str, str], str]:
     return str(model.aliases.get("production")), stages, model.tags.get(HISTORY_TAG, "")
 
 
+@pytest.mark.slow
 def test_odd_version_strings_are_normalised_or_refused(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path)
     sandbox.data.mkdir(parents=True)
@@ -175,6 +174,7 @@ def _assert_one_clear_line(key: str, result: Result, host: str) -> None:
     assert not any(claim in line for claim in FALSE_CLAIMS), (key, line)
 
 
+@pytest.mark.slow
 def test_every_command_fails_fast_and_clearly_when_the_server_is_down(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     host = f"127.0.0.1:{port}"
@@ -195,6 +195,7 @@ def test_every_command_fails_fast_and_clearly_when_the_server_is_down(tmp_path: 
         _assert_one_clear_line(key, result, host)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["503-html", "500-json", "200-garbage", "silent"])
 def test_every_command_fails_fast_and_clearly_when_the_server_answers_errors(
     tmp_path: Path, mode: str
@@ -208,6 +209,7 @@ def test_every_command_fails_fast_and_clearly_when_the_server_answers_errors(
         _assert_one_clear_line(f"{mode}: {key}", result, host)
 
 
+@pytest.mark.slow
 def test_an_empty_store_is_still_reported_as_empty(tmp_path: Path) -> None:
     """A store that answers "does not exist" is still told apart from one that cannot answer."""
     sandbox = Sandbox(tmp_path)
@@ -224,6 +226,7 @@ def test_an_empty_store_is_still_reported_as_empty(tmp_path: Path) -> None:
 # --- issue 20, item 11: ``list`` keeps its columns aligned whatever the values' widths --------
 
 
+@pytest.mark.slow
 def test_list_columns_stay_aligned_with_long_values(tmp_path: Path) -> None:
     """Every value starts where its column's header starts (the version ends where its header
     ends), with long aliases and model types and empty cells."""

@@ -37,7 +37,6 @@ from tests.reliability.helpers import (
 )
 from tests.reliability.test_serving_guard import MARKER, ROW, _row
 
-pytestmark = pytest.mark.slow
 READ_TIMEOUT = 3  # --read-timeout of the served app: slow requests are cut off after it
 NAN_ROW = '{"inputs": [[' + ", ".join(["NaN", *map(str, ROW[1:])]) + "]]}"
 
@@ -98,6 +97,7 @@ def refused(port: int, status: int, head: list[str], body: bytes, **kw: str) -> 
     return _assert_clean(content)["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "types", [["application/json", "text/plain"], ["text/plain", "application/json"]]
 )
@@ -126,6 +126,7 @@ def test_two_content_types_are_refused_in_either_order(port: int, types: list[st
     assert message.startswith("row 0, column 'SMA_5': NaN"), message
 
 
+@pytest.mark.slow
 def test_only_json_is_accepted(port: int) -> None:
     """CSV and Parquet are not decoded at all (the README documents JSON only)."""
     nan_csv = ",".join(FEATURE_COLUMNS) + "\n" + ",".join(["nan"] * 22) + "\n"
@@ -149,6 +150,7 @@ def test_only_json_is_accepted(port: int) -> None:
         assert status == 200 and json.loads(content)["predictions"][0]["direction"] in (0, 1)
 
 
+@pytest.mark.slow
 def test_decoded_size_is_bounded_not_only_the_bytes(port: int) -> None:
     """Under 1 MiB, yet more rows or cells than a request may hold: 413 before the model."""
     rows = json.dumps({"inputs": [[0] * 22] * 10_001}, separators=(",", ":")).encode()
@@ -163,6 +165,7 @@ def test_decoded_size_is_bounded_not_only_the_bytes(port: int) -> None:
     assert "cells" in message and "at most 220000" in message, message
 
 
+@pytest.mark.slow
 def test_odd_json_gets_a_json_400_naming_what_is_wrong(port: int) -> None:
     """Defect 12: deep nesting, odd ``columns``, 1e999, huge integers, unknown keys."""
     head = ["Content-Type: application/json"]
@@ -188,6 +191,7 @@ def test_odd_json_gets_a_json_400_naming_what_is_wrong(port: int) -> None:
         assert expected in message, (text[:80], expected, message)
 
 
+@pytest.mark.slow
 def test_only_the_scoring_endpoints_are_served(port: int) -> None:
     for path in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect", "/nothing"):
         message = refused(port, 404, [], b"", request=f"GET {path}")
@@ -218,6 +222,7 @@ def _trickle(port: int, stop: threading.Event, opened: list[int]) -> None:
                 return
 
 
+@pytest.mark.slow
 def test_slow_clients_do_not_block_the_others(port: int) -> None:
     """Defect 4: 100 clients trickling a byte a second; normal requests keep getting 200 fast."""
     stop = threading.Event()
@@ -241,6 +246,7 @@ def test_slow_clients_do_not_block_the_others(port: int) -> None:
             thread.join(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_request_not_received_in_time_gets_408(port: int) -> None:
     """Head or body: a request still incomplete after --read-timeout is answered and closed."""
     for partial in (

@@ -28,7 +28,6 @@ from tests.reliability.helpers import (
     wait_http,
 )
 
-pytestmark = pytest.mark.slow
 ROW = [
     117.0,
     116.9,
@@ -109,6 +108,7 @@ def _row(**cells: object) -> list[object]:
     return row
 
 
+@pytest.mark.slow
 def test_malformed_requests_name_the_row_and_column(served: int) -> None:
     good = json.dumps({"inputs": [ROW]}).encode()
     status, body = _post(served, good)  # no Content-Type: read as JSON
@@ -134,6 +134,7 @@ def test_malformed_requests_name_the_row_and_column(served: int) -> None:
         assert expected in _assert_clean(body)["message"], (expected, body)
 
 
+@pytest.mark.slow
 def test_oversized_requests_get_413_and_others_are_served(served: int) -> None:
     junk = (MARKER * (20 * 1024 * 1024 // len(MARKER))).encode()
     status, body = _json(served, junk.decode())

@@ -21,8 +21,6 @@ from stock_assets.defs.storage import read_value, write_value
 from tests.conftest import failure_text, production_version, run_graph
 from tests.reliability.helpers import FAST_MODEL
 
-pytestmark = pytest.mark.slow
-
 #: A gate the real model (about 0.5 on random-walk prices) cannot pass; an edited one would.
 STRICT = {"deploy_decision": {"accuracy_threshold": 0.9, "challenge_production": False}}
 DEPLOY_STEPS = AssetSelection.assets("deploy_decision").downstream()
@@ -81,6 +79,7 @@ def refused(result: ExecuteInProcessResult, *fragments: str) -> str:
     return message
 
 
+@pytest.mark.slow
 def test_an_edited_accuracy_does_not_promote(data: Path) -> None:
     before = production_version()
     path = model_file(data)
@@ -90,6 +89,7 @@ def test_an_edited_accuracy_does_not_promote(data: Path) -> None:
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_infinity_in_a_stored_value_is_refused(data: Path) -> None:
     before = production_version()
     path = model_file(data)
@@ -100,6 +100,7 @@ def test_infinity_in_a_stored_value_is_refused(data: Path) -> None:
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_a_symlink_out_of_the_data_directory_is_not_followed(data: Path, tmp_path: Path) -> None:
     before = production_version()
     outside = tmp_path / "outside_model"
@@ -112,6 +113,7 @@ def test_a_symlink_out_of_the_data_directory_is_not_followed(data: Path, tmp_pat
     assert production_version() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["crafted", "/etc/passwd"])
 def test_a_pointer_naming_a_file_outside_is_refused(
     data: Path, tmp_path: Path, target: str
@@ -128,6 +130,7 @@ def test_a_pointer_naming_a_file_outside_is_refused(
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_an_edited_decision_does_not_promote(data: Path) -> None:
     """The stored decision rejected the challenger; flipping it to deploy moves nothing."""
     before = production_version()
@@ -141,6 +144,7 @@ def test_an_edited_decision_does_not_promote(data: Path) -> None:
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_edited_features_do_not_change_the_champions_score(data: Path) -> None:
     """Production is scored on the stored features' test rows: flipped labels are refused."""
     before = production_version()
@@ -160,6 +164,7 @@ def test_edited_features_do_not_change_the_champions_score(data: Path) -> None:
     assert production_version() == before
 
 
+@pytest.mark.slow
 def test_another_run_id_in_the_model_value_is_refused(data: Path) -> None:
     """A model value claiming the deployed model's run (good metrics) for the new version."""
     before = production_version()
@@ -173,6 +178,7 @@ def test_another_run_id_in_the_model_value_is_refused(data: Path) -> None:
     assert production_version() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [
@@ -197,6 +203,7 @@ def test_a_damaged_pointer_is_named_with_its_field(
     assert "materialise it first" not in message
 
 
+@pytest.mark.slow
 def test_load_asset_value_reads_the_latest_committed_value(data: Path) -> None:
     """Defect 11: ``Definitions.load_asset_value`` outside a run (as in a notebook)."""
     model = defs.load_asset_value("model")
@@ -205,6 +212,7 @@ def test_load_asset_value_reads_the_latest_committed_value(data: Path) -> None:
     assert len(features) == len(read_value(latest_path(data, "features")))
 
 
+@pytest.mark.slow
 def test_the_untouched_values_still_deploy(data: Path) -> None:
     """The checks refuse edits, not honest values: threshold 0 promotes the challenger."""
     challenger_version = read_value(model_file(data)).registered_version

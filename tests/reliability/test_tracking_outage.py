@@ -24,7 +24,6 @@ from tests.reliability.helpers import (
     wait_http,
 )
 
-pytestmark = pytest.mark.slow
 SECRET = "s3cret"
 
 
@@ -61,6 +60,7 @@ def _chain(error):
         error = error.cause
 
 
+@pytest.mark.slow
 def test_credentials_never_written_and_outage_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     server_data = tmp_path / "server"
