@@ -198,7 +198,7 @@ def test_a_failing_step_without_mlflow_fails_the_mlflow_run_from_the_ui(
     dagster_dev, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``plan_candidates`` (no MLflow resource) fails after steps that used it succeeded, each
-    in its own process: the run's MLflow run ends FAILED, not FINISHED (issue 16, defect 1)."""
+    in its own process: the run's MLflow run ends FAILED, not FINISHED."""
     url, uri = dagster_dev
     config = launchpad_defaults()
     config["ops"]["stock_data"]["config"]["days"] = 300

@@ -1,4 +1,4 @@
-"""Backend conformance (issue 18): the Kubeflow Pipelines backend's own Go packages, at each
+"""Backend conformance: the Kubeflow Pipelines backend's own Go packages, at each
 supported version, run over every pipeline.yaml the exporter emits.
 
 ``tests/kfp_backend`` is a Go program built once per version (pins/<version>.mod). For each

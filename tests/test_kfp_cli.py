@@ -344,7 +344,7 @@ def test_a_second_deploy_adds_a_version_and_replaces_the_recurring_run(tmp_path:
 
 def test_deploying_the_same_yaml_twice_uploads_it_once(tmp_path: Path) -> None:
     """The first upload's version is named after the pipeline, never after the content; the
-    second deploy of that file must still find it (issue 17, defect 4)."""
+    second deploy of that file must still find it."""
     client = RecordingClient()
     first = deploy(client, _plan(tmp_path, "one"), log=lambda _: None)
     second = deploy(client, _plan(tmp_path, "one"), log=lambda _: None)

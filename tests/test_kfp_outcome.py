@@ -1,5 +1,5 @@
 """A KFP run's MLflow run ends FINISHED after success and FAILED after a failed task, whatever
-state string the exit task is handed (issue 17, defect 1).
+state string the exit task is handed.
 
 The exit task of a KFP backend receives the MLMD state of the exit handler's DAG
 (backend/src/v2/driver/resolve.go at 2.14.0, PipelineTaskFinalStatus). Up to 2.16 the launcher

@@ -122,7 +122,7 @@ def test_wrong_options_are_one_line_and_write_nothing(
 def test_an_unreachable_registry_fails_fast_in_one_line_naming_the_redacted_uri(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """MLflow's default retries made this take 254 s (issue 17, defect 6)."""
+    """MLflow's default retries made this take 254 s."""
     import socket
     import time
 

@@ -22,7 +22,7 @@ from tests.conftest import PROJECT_ROOT, env_for_subprocess
 from tests.support.processes import free_port, group_processes
 from tests.test_dagster_dev import STATUS, _graphql, _launch, launchpad_defaults
 
-#: What a user may wait after Ctrl+C for the terminal to come back (issue 20, item 4).
+#: What a user may wait after Ctrl+C for the terminal to come back.
 STOP_WITHIN = 15.0
 
 

@@ -1,4 +1,4 @@
-"""MLflow's UI as `make mlflow-ui` opens it, seen in a real browser (issue 20, item 2).
+"""MLflow's UI as `make mlflow-ui` opens it, seen in a real browser.
 
 MLflow 3.17 opens an experiment on its GenAI overview unless the address asks for the
 model-training view; the launcher prints that address. Headless Chromium (Debian's

@@ -1,5 +1,5 @@
 """The candidate comparison chart is readable: the plot takes most of the figure, no text is
-clipped or drawn over another (issue 20, item 1)."""
+clipped or drawn over another."""
 
 from __future__ import annotations
 

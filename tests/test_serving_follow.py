@@ -1,4 +1,4 @@
-"""``stock-serve`` follows the production alias (issue 20, item 3): after ``stock-registry
+"""``stock-serve`` follows the production alias: after ``stock-registry
 promote`` or ``rollback`` the real server, within a few intervals and without a restart, answers
 with the version the alias names (``/version``, the ``X-Model-Version`` header and the
 predictions agree), no request fails during the swap, a version that fails to load never

@@ -305,7 +305,7 @@ def test_server_down_fails_fast_naming_the_uri(
 
 @pytest.mark.slow
 def test_the_printed_address_opens_the_training_runs(server: Server, tmp_path: Path) -> None:
-    """`make mlflow` prints the experiment's runs, and a browser lands there (issue 20, 2)."""
+    """`make mlflow` prints the experiment's runs, and a browser lands there."""
     from tests.test_mlflow_ui import LANDING, RUN_NAME, check_landing_page
 
     log = server.data_dir.parent / f"{server.data_dir.name}.log"

@@ -1,4 +1,4 @@
-"""Defect 7: config defaults cannot rewrite the exported pipeline, or crash the exporter.
+"""Config defaults cannot rewrite the exported pipeline, or crash the exporter.
 
 Each case of :mod:`tests.graphs.hostile` is exported with the real CLI; the YAML is read back with
 ``yaml.safe_load`` and must equal the PipelineSpec the compiler built in memory (no injected

@@ -1,4 +1,4 @@
-"""Defects 6, 8, 9, 12 (CSV): odd dates, special and expanding files, out-of-range config, and
+"""CSV input: odd dates, special and expanding files, out-of-range config, and
 errors that never show a file's content. Each runs the real graph on a real data directory and
 reads the directory back: a failed ``stock_data`` step stores nothing and moves no pointer."""
 
@@ -49,7 +49,7 @@ def _refused(result: ExecuteInProcessResult, data_dir: Path, *fragments: str) ->
 
 
 # --------------------------------------------------------------------------------------
-# Defect 6: dates whose day and month cannot be told apart
+# Dates whose day and month cannot be told apart
 # --------------------------------------------------------------------------------------
 
 
@@ -80,7 +80,7 @@ def test_year_first_and_month_name_dates_load_as_the_same_days(
 
 
 # --------------------------------------------------------------------------------------
-# Defect 12 (CSV): duplicate headers; errors show no file content
+# Duplicate headers; errors show no file content
 # --------------------------------------------------------------------------------------
 
 
@@ -127,7 +127,7 @@ def test_errors_name_file_line_and_column_never_the_content(
 
 
 # --------------------------------------------------------------------------------------
-# Defect 8: special and expanding files
+# Special and expanding files
 # --------------------------------------------------------------------------------------
 
 
@@ -193,7 +193,7 @@ def test_a_small_gzip_csv_still_loads(data_dir: Path, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Defect 9: days and end_date outside the range of dates a bar can carry
+# Days and end_date outside the range of dates a bar can carry
 # --------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Defect 1: two runs at once each read only their own values and promote their own version."""
+"""Two runs at once each read only their own values and promote their own version."""
 
 from __future__ import annotations
 

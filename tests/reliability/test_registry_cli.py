@@ -1,6 +1,6 @@
-"""The registry CLI: version strings normalised, tags, alias and history kept whole (defect 6 of
-the last round), and a tracking server that is down or answers errors reported in one line
-within a bounded time, never as a false "not found" (issue 16, defect 5)."""
+"""The registry CLI: version strings normalised, tags, alias and history kept whole, and a
+tracking server that is down or answers errors reported in one line within a bounded time,
+never as a false "not found"."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_odd_version_strings_are_normalised_or_refused(tmp_path: Path) -> None:
     assert _state(client) == ("1", {"1": "production", "2": "archived", "3": ""}, "1")
 
 
-# --- issue 16, defect 5: a tracking server that is down or answers errors ------------------------
+# --- a tracking server that is down or answers errors ------------------------
 
 SECRET = "s3cret"
 COMMANDS = (("list",), ("show", "1"), ("promote", "1"), ("rollback",))
@@ -223,7 +223,7 @@ def test_an_empty_store_is_still_reported_as_empty(tmp_path: Path) -> None:
     assert shown.returncode == 2 and "existing versions: none" in shown.stderr, shown.stderr
 
 
-# --- issue 20, item 11: ``list`` keeps its columns aligned whatever the values' widths --------
+# --- ``list`` keeps its columns aligned whatever the values' widths --------
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""Issue 16, defects 3, 4 and 12: the edges of ``stock-serve``'s guard, probed with raw HTTP.
+"""The edges of ``stock-serve``'s guard, probed with raw HTTP.
 
-Finding (defect 3): with two ``Content-Type`` headers the guard read the last one and MLflow the
+Finding: with two ``Content-Type`` headers the guard read the last one and MLflow the
 first, so ``application/json`` then ``text/plain`` skipped the guard's checks and the model saw
 the cells (a numeric string got a 200, NaN/null a 400 naming nothing); in the other order the
 guard checked them. Keep-alive and the worker made no difference. Now: one ``Content-Type``,
@@ -167,7 +167,7 @@ def test_decoded_size_is_bounded_not_only_the_bytes(port: int) -> None:
 
 @pytest.mark.slow
 def test_odd_json_gets_a_json_400_naming_what_is_wrong(port: int) -> None:
-    """Defect 12: deep nesting, odd ``columns``, 1e999, huge integers, unknown keys."""
+    """Deep nesting, odd ``columns``, 1e999, huge integers, unknown keys."""
     head = ["Content-Type: application/json"]
     split = '{"dataframe_split": {"columns": %s, "data": [' + json.dumps(ROW) + "]}}"
     cases = {
@@ -224,7 +224,7 @@ def _trickle(port: int, stop: threading.Event, opened: list[int]) -> None:
 
 @pytest.mark.slow
 def test_slow_clients_do_not_block_the_others(port: int) -> None:
-    """Defect 4: 100 clients trickling a byte a second; normal requests keep getting 200 fast."""
+    """100 clients trickling a byte a second; normal requests keep getting 200 fast."""
     stop = threading.Event()
     opened: list[int] = []
     slow = [threading.Thread(target=_trickle, args=(port, stop, opened)) for _ in range(100)]

@@ -1,4 +1,4 @@
-"""Defect 7: the real ``stock-serve`` answers malformed and oversized requests with a clear 4xx,
+"""The real ``stock-serve`` answers malformed and oversized requests with a clear 4xx,
 never a stack trace, a server path or the input; other clients keep being served."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 16, defects 2, 11 and 12 (pointers): the files under the data directory are a cache.
+"""The files under the data directory are a cache.
 
 The graph runs for real on a SQLite MLflow store; each test edits the stored files on disk as an
 attacker would, re-runs the deploy step(s) and reads the registry's ``production`` alias back.
@@ -205,7 +205,7 @@ def test_a_damaged_pointer_is_named_with_its_field(
 
 @pytest.mark.slow
 def test_load_asset_value_reads_the_latest_committed_value(data: Path) -> None:
-    """Defect 11: ``Definitions.load_asset_value`` outside a run (as in a notebook)."""
+    """``Definitions.load_asset_value`` outside a run (as in a notebook)."""
     model = defs.load_asset_value("model")
     assert model == read_value(model_file(data))
     features = defs.load_asset_value("features")

@@ -1,4 +1,4 @@
-"""Defects 4 and 5 against a real tracking server: credentials never written anywhere, and a
+"""Against a real tracking server: credentials never written anywhere, and a
 server lost mid-run gives one clear line, and its run is closed once the server is back."""
 
 from __future__ import annotations
