@@ -25,6 +25,7 @@ from stock_assets.core.training import single_class_problem
 from stock_assets.defs.assets.data import stock_data
 from stock_assets.defs.assets.features import features
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops.run_logging import set_tags
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def _results(
     """The selected checks' results on ``table``, each mirrored as an MLflow tag."""
     for key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
         outcome = checks[key.name](table)
-        mlflow.set_tag(f"check.{key.name}", "passed" if outcome.passed else "failed")
+        with mlflow.reporting_errors():
+            tag = {f"check.{key.name}": "passed" if outcome.passed else "failed"}
+            set_tags(mlflow.client, mlflow.run_id, tag)
         yield AssetCheckResult(
             asset_key=key.asset_key,
             check_name=key.name,

@@ -1,8 +1,9 @@
 """Data lineage in Dagster: data versions from content digests, and where an input was stored.
 
 Assets call two functions: :func:`table_lineage` for the ``data_version`` and metadata of a
-table they output, and :func:`stored_input` for where an input table was read from (passed on
-to MLflow). Both work the same in a Dagster run and in a KFP task, which runs the asset's code.
+table they output (its digest also tagged on the MLflow run), and :func:`stored_input` for where
+an input table was read from (passed on to MLflow). Both work the same in a Dagster run and in a
+KFP task, which runs the asset's code.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -25,7 +25,11 @@ from dagster import (
 )
 
 from stock_assets.core.lineage import TableSummary, summarise
-from stock_assets.mlflow_ops.lineage import StoredTable, tag_table_digest
+from stock_assets.mlflow_ops.lineage import StoredTable, lineage_tags
+from stock_assets.mlflow_ops.run_logging import set_tags
+
+if TYPE_CHECKING:
+    from stock_assets.defs.resources import MlflowTracking
 
 #: Run tags naming the run in each backend (the KFP runtime tags its Dagster run with the second).
 RUN_ID_TAGS = ("kfp_run_id",)
@@ -60,15 +64,15 @@ class TableLineage:
             )
 
 
-def table_lineage(context: AssetExecutionContext, table: pd.DataFrame) -> TableLineage:
-    """Digest ``table`` (the asset's value) and tag the active MLflow run with the digest."""
+def table_lineage(
+    context: AssetExecutionContext, table: pd.DataFrame, mlflow: MlflowTracking
+) -> TableLineage:
+    """Digest ``table`` (the asset's value) and tag the step's MLflow run with the digest,
+    rows and dates."""
     lineage = TableLineage(summarise(table))
-    from stock_assets.mlflow_ops.errors import STORE_ERRORS, unreachable
-
-    try:
-        tag_table_digest(context.asset_key.to_python_identifier(), lineage.summary)
-    except STORE_ERRORS as error:
-        raise unreachable(mlflow.get_tracking_uri(), error) from None
+    tags = lineage_tags({context.asset_key.to_python_identifier(): lineage.summary})
+    with mlflow.reporting_errors():
+        set_tags(mlflow.client, mlflow.run_id, tags)
     return lineage
 
 

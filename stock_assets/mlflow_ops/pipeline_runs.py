@@ -12,6 +12,9 @@ import os
 
 from mlflow import MlflowClient
 
+from stock_assets.mlflow_ops import experiment
+from stock_assets.mlflow_ops.run_status import END_STATUSES
+
 KFP_RUN_TAG = "kfp_run_id"
 KFP_TASK_TAG = "kfp_task."
 
@@ -31,6 +34,36 @@ def find_run(client: MlflowClient, experiment_name: str, kfp_run_id: str) -> str
         max_results=1,
     )
     return found[0].info.run_id if found else None
+
+
+def end(client: MlflowClient, experiment_name: str, kfp_run_id: str, status: str) -> str | None:
+    """End the MLflow run of KFP run ``kfp_run_id`` with ``status``; its id, None if none."""
+    if status not in END_STATUSES:
+        raise ValueError(f"status={status!r}; expected one of {', '.join(END_STATUSES)}")
+    run_id = find_run(client, experiment_name, kfp_run_id)
+    if run_id:
+        client.set_terminated(run_id, status=status)
+    return run_id
+
+
+def record(
+    client: MlflowClient,
+    experiment_name: str,
+    kfp_run_id: str,
+    task: str,
+    record: str,
+    tags: dict[str, str],
+) -> None:
+    """Record ``task``'s state on KFP run ``kfp_run_id``'s MLflow run, creating the run (named
+    ``kfp-<id>``, tagged ``tags``) when this is the KFP run's first record."""
+    run_id = find_run(client, experiment_name, kfp_run_id)
+    if run_id is None:
+        experiment_id = experiment.experiment_id(client, experiment_name)
+        name = f"kfp-{kfp_run_id}"
+        run_id = experiment.tagged_run(client, experiment_id, KFP_RUN_TAG, kfp_run_id, name, tags)[
+            0
+        ]
+    record_task(client, run_id, task, record)
 
 
 def record_task(client: MlflowClient, run_id: str, task: str, record: str) -> None:

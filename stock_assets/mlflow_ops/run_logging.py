@@ -1,24 +1,34 @@
 """What the pipeline records in its MLflow run: params, metrics, plots and the model itself.
 
-These log to the active run, which the ``MlflowTracking`` resource opened for the step.
+Plain functions taking an ``MlflowClient`` and the run's id. The models are the exception: MLflow
+logs a model (and links it to its run) only through its fluent API, to the active run, which is
+the run the ``MlflowTracking`` resource attached the step to; :func:`active` checks that it is.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
 
 from stock_assets.mlflow_ops.serving.schema import SERVING_METADATA
 
 if TYPE_CHECKING:
     from stock_assets.core.selection import Comparison
     from stock_assets.core.training import TrainingResult
+
+#: The most params or tags MLflow takes in one batch.
+BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -30,15 +40,72 @@ class LoggedModel:
     figures: dict[str, Path]  # local copies of the PNGs, for Dagster metadata
 
 
-def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedModel:
-    """Log params, metrics, artifacts and the sklearn model to the active run."""
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log ``params`` on the run, as strings."""
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for start in range(0, len(items), BATCH):
+        client.log_batch(run_id, params=items[start : start + BATCH])
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set ``tags`` on the run, as strings."""
+    items = [RunTag(key, str(value)) for key, value in tags.items()]
+    for start in range(0, len(items), BATCH):
+        client.log_batch(run_id, tags=items[start : start + BATCH])
+
+
+def log_metrics(
+    client: MlflowClient, run_id: str, metrics: Mapping[str, float], first_model: bool = False
+) -> None:
+    """Log ``metrics`` on the run at step 0, linked as MLflow's fluent API links them.
+
+    A metric logged after a model was logged at the same step belongs to that model too (to
+    each such model, or with ``first_model`` to the first only, as ``mlflow.log_metric`` does),
+    so the model's page lists it.
+    """
+    run = client.get_run(run_id)
+    outputs = run.outputs.model_outputs if run.outputs else []
+    models: list[str | None] = [output.model_id for output in outputs if output.step == 0]
+    models = (models[:1] if first_model else models) or [None]
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(key, value, now, 0, model_id=model, run_id=run_id)
+            for key, value in metrics.items()
+            for model in models
+        ],
+    )
+
+
+def log_metric(client: MlflowClient, run_id: str, name: str, value: float) -> None:
+    """Log one metric on the run (see :func:`log_metrics`)."""
+    log_metrics(client, run_id, {name: value}, first_model=True)
+
+
+@contextmanager
+def active(run_id: str) -> Iterator[None]:
+    """Check that ``run_id`` is MLflow's active run, where a model logged now goes."""
+    current = mlflow.active_run()
+    if current is None or current.info.run_id != run_id:
+        found = current.info.run_id if current else "none"
+        raise RuntimeError(f"MLflow's active run is {found}, not the step's run {run_id}")
+    yield
+
+
+def log_training(
+    client: MlflowClient, run_id: str, result: TrainingResult, train_example: pd.DataFrame
+) -> LoggedModel:
+    """Log params, metrics, evaluation plots, the sklearn model and the served pyfunc."""
     from mlflow.models import infer_signature
 
     from stock_assets.core import plots
 
-    mlflow.set_tag("model_type", result.model_type)
-    mlflow.set_tag("mlflow.note.content", metrics_note(result))  # the run's Description
-    mlflow.log_params(
+    client.set_tag(run_id, "model_type", result.model_type)
+    client.set_tag(run_id, "mlflow.note.content", metrics_note(result))  # the run's Description
+    log_params(
+        client,
+        run_id,
         {
             "model_type": result.model_type,
             "n_samples_train": result.n_train,
@@ -48,9 +115,9 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedM
             "train_window": str(result.train_window),
             "test_window": str(result.test_window),
             **{f"hp_{key}": value for key, value in result.hyperparameters.items()},
-        }
+        },
     )
-    mlflow.log_metrics(result.metrics)
+    log_metrics(client, run_id, result.metrics)
 
     out = Path(tempfile.mkdtemp(prefix="stock-assets-plots-"))
     (out / "confusion_matrix.json").write_text(
@@ -72,20 +139,21 @@ def log_training(result: TrainingResult, train_example: pd.DataFrame) -> LoggedM
         figures["feature_importances"] = plots.feature_importance_png(
             result.feature_importances, out / "feature_importances.png"
         )
-    mlflow.log_artifacts(str(out), artifact_path="evaluation")
+    client.log_artifacts(run_id, str(out), artifact_path="evaluation")
 
     signature = infer_signature(train_example, result.pipeline.predict(train_example))
     requirements = pinned_requirements("scikit-learn", "skops", "pandas", "numpy", "mlflow")
-    model_info = mlflow.sklearn.log_model(
-        result.pipeline,
-        name="model",
-        signature=signature,
-        input_example=train_example.head(5),
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(result.pipeline),
-        pip_requirements=requirements,
-    )
-    served = log_serving_model(result.pipeline, list(train_example.columns), train_example)
+    with active(run_id):
+        model_info = mlflow.sklearn.log_model(
+            result.pipeline,
+            name="model",
+            signature=signature,
+            input_example=train_example.head(5),
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(result.pipeline),
+            pip_requirements=requirements,
+        )
+        served = log_serving_model(result.pipeline, list(train_example.columns), train_example)
     return LoggedModel(model_info.model_uri, served, figures)
 
 
@@ -130,20 +198,31 @@ def metrics_note(result: TrainingResult) -> str:
     )
 
 
-def log_comparison(comparison: Comparison, folds: int, metric: str) -> Path:
-    """One nested run per candidate, plus the comparison table and chart on the parent run.
+def log_comparison(
+    client: MlflowClient, run_id: str, comparison: Comparison, folds: int, metric: str
+) -> Path:
+    """One nested run per candidate, plus the comparison table and chart on the run.
 
-    Returns the chart's local path.
+    Returns the chart's local path. The nested runs are started with MLflow's fluent API,
+    which gives them the parent's source and user tags, under the active run ``run_id``.
     """
     from stock_assets.core import plots
 
     table = comparison.table
     for row in table.to_dict("records"):
-        with mlflow.start_run(run_name=row["candidate"], nested=True):
-            mlflow.set_tags({"candidate_rank": row["rank"], "model_type": row["model_type"]})
-            mlflow.log_params({"candidate": row["candidate"], "cv_folds": folds})
-            mlflow.log_metrics(
-                {f"cv_{k}": v for k, v in row.items() if k.endswith(("_mean", "_std"))}
+        with (
+            active(run_id),
+            mlflow.start_run(run_name=row["candidate"], nested=True, parent_run_id=run_id) as child,
+        ):
+            nested = child.info.run_id
+            set_tags(
+                client, nested, {"candidate_rank": row["rank"], "model_type": row["model_type"]}
+            )
+            log_params(client, nested, {"candidate": row["candidate"], "cv_folds": folds})
+            log_metrics(
+                client,
+                nested,
+                {f"cv_{k}": v for k, v in row.items() if k.endswith(("_mean", "_std"))},
             )
     out = Path(tempfile.mkdtemp(prefix="stock-assets-comparison-"))
     table.to_csv(out / "comparison.csv", index=False)
@@ -157,13 +236,15 @@ def log_comparison(comparison: Comparison, folds: int, metric: str) -> Path:
         title=f"Candidates: walk-forward {metric} on the training dates",
         xlabel=f"{metric}, mean of {folds} walk-forward validation folds",
     )
-    mlflow.log_artifacts(str(out), artifact_path="comparison")
-    mlflow.log_params(
+    client.log_artifacts(run_id, str(out), artifact_path="comparison")
+    log_params(
+        client,
+        run_id,
         {
             "selection_metric": metric,
             "cv_folds": folds,
             "best_candidate": comparison.best.label,
-        }
+        },
     )
     return chart
 

@@ -1,4 +1,4 @@
-"""Defect 3: a run killed mid-``model`` is marked FAILED, and no MLflow run stays RUNNING."""
+"""A run killed mid-``model`` is marked FAILED, and no MLflow run stays RUNNING."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterRunStatus, build_sensor_context
 
+from stock_assets.definitions import defs
 from stock_assets.defs.sensors import dead_runs
 from tests.reliability.helpers import (
     DEPLOY_ALWAYS,
@@ -18,8 +19,6 @@ from tests.reliability.helpers import (
     run_ids,
     wait_for_step,
 )
-
-pytestmark = pytest.mark.slow
 
 
 def _kill_during_model(sandbox: Sandbox) -> str:
@@ -32,6 +31,7 @@ def _kill_during_model(sandbox: Sandbox) -> str:
     return run_id
 
 
+@pytest.mark.slow
 def test_killed_run_is_failed_by_the_sensor_and_swept_by_the_next_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,7 +46,9 @@ def test_killed_run_is_failed_by_the_sensor_and_swept_by_the_next_run(
         assert instance.get_run_by_id(first).status == DagsterRunStatus.STARTED
         running = [r for r in sandbox.mlflow_runs() if r.info.status == "RUNNING"]
         assert [r.data.tags["dagster_run_id"] for r in running] == [first]
-        dead_runs(build_sensor_context(instance=instance))
+        resources = defs.get_repository_def().get_top_level_resources()  # the daemon's
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            dead_runs(context)
         assert instance.get_run_by_id(first).status == DagsterRunStatus.FAILURE
     by_dagster = {r.data.tags["dagster_run_id"]: r.info.status for r in sandbox.mlflow_runs()}
     assert by_dagster[first] == "FAILED"

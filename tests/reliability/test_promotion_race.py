@@ -1,9 +1,9 @@
-"""Defect 6, the race: a promotion by hand while a run deploys. The run reports the real state.
+"""A promotion by hand while a run deploys. The run reports the real state.
 
 The race is made deterministic, with real parts only: the run's own promotion goes through the
 real registry, then a real ``stock-registry promote`` process moves production back to the
-earlier version before ``deployed_model`` reads the registry again. Before the fix the run
-claimed its own version as production although the registry ended elsewhere.
+earlier version before ``deployed_model`` reads the registry again. The run must not claim its
+own version as production when the registry ended elsewhere.
 """
 
 from __future__ import annotations
@@ -15,38 +15,37 @@ from pathlib import Path
 import mlflow
 import pytest
 from dagster import DagsterInstance, materialize
+from mlflow import MlflowClient
 
 from stock_assets.core.values import Promotion
 from stock_assets.definitions import defs
-from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops import registry
+from stock_assets.mlflow_ops.registry import promote as registry_promote
 from tests.conftest import PROJECT_ROOT, env_for_subprocess, failure_text, mlflow_run_for
-
-pytestmark = pytest.mark.slow
 
 APPROVE_ALWAYS = {
     "deploy_decision": {"config": {"accuracy_threshold": 0.0, "challenge_production": False}}
 }
 
 
-class PromotedThenRaced(MlflowTracking):
-    """The project's resource; right after its promotion, a real CLI promotes version 1."""
-
-    def promote(self, version: str) -> Promotion:
-        promoted = super().promote(version)
-        racer = subprocess.run(
-            [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "promote", "1"],
-            cwd=PROJECT_ROOT,
-            env=env_for_subprocess(MLFLOW_TRACKING_URI=self.tracking_uri),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert racer.returncode == 0, racer.stderr
-        return promoted
+def promoted_then_raced(client: MlflowClient, version: str) -> Promotion:
+    """The registry's promotion; right after it, a real CLI promotes version 1."""
+    promoted = registry_promote(client, version)
+    racer = subprocess.run(
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "promote", "1"],
+        cwd=PROJECT_ROOT,
+        env=env_for_subprocess(MLFLOW_TRACKING_URI=client.tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert racer.returncode == 0, racer.stderr
+    return promoted
 
 
+@pytest.mark.slow
 def test_a_run_reports_where_production_really_is_after_a_racing_promotion(
-    data_dir: Path, mlflow_store: str
+    data_dir: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = materialize(
         [*defs.assets, *defs.asset_checks],
@@ -56,10 +55,10 @@ def test_a_run_reports_where_production_really_is_after_a_racing_promotion(
         raise_on_error=False,
     )
     assert first.success, failure_text(first)
-    resources = {**defs.resources, "mlflow": PromotedThenRaced()}
+    monkeypatch.setattr(registry, "promote", promoted_then_raced)
     second = materialize(
         [*defs.assets, *defs.asset_checks],
-        resources=resources,
+        resources=defs.resources,
         run_config={"ops": APPROVE_ALWAYS},
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,

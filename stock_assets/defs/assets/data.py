@@ -11,6 +11,7 @@ from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops.run_logging import log_params
 
 
 @asset(
@@ -48,19 +49,21 @@ def stock_data(
 
     source = f"csv:{csv_path}" if csv_path is not None else "synthetic_gbm"
     synthetic = csv_path is None
-    mlflow.log_params(
-        {
-            "data_source": source,
-            "data_days": config.days if synthetic else rows_per_ticker(bars),
-            "data_seed": config.seed if synthetic else "",
-            "data_tickers": ticker_list(bars),
-            "data_dates": date_span(bars),
-            "data_end_date": end_date or "",
-            "data_process": config.process if synthetic else "",
-            "data_rows": len(bars),
-        }
+    params = {
+        "data_source": source,
+        "data_days": config.days if synthetic else rows_per_ticker(bars),
+        "data_seed": config.seed if synthetic else "",
+        "data_tickers": ticker_list(bars),
+        "data_dates": date_span(bars),
+        "data_end_date": end_date or "",
+        "data_process": config.process if synthetic else "",
+        "data_rows": len(bars),
+    }
+    with mlflow.reporting_errors():
+        log_params(mlflow.client, mlflow.run_id, params)
+    return table_lineage(context, bars, mlflow).output(
+        bars, {"source": source, **frame_metadata(bars)}
     )
-    return table_lineage(context, bars).output(bars, {"source": source, **frame_metadata(bars)})
 
 
 #: MLflow keeps a parameter's first 6,000 characters: a longer ticker list is cut, and says so.

@@ -36,7 +36,9 @@ from stock_assets.core.values import Decision, Promotion, TrainedModel
 from stock_assets.defs.config import DeployDecisionConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.metadata import decision_metadata, none_as_dash
-from stock_assets.defs.resources import DAGSTER_RUN_TAG, MlflowTracking
+from stock_assets.defs.resources import MlflowTracking
+from stock_assets.defs.run_record import DAGSTER_RUN_TAG
+from stock_assets.mlflow_ops import registry, run_logging
 from stock_assets.mlflow_ops.backtest_logging import production_signal
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME
 
@@ -66,21 +68,27 @@ def deploy_decision(
     where = f"stored model value {_loaded_input(context, 'model').get('path') or '(artifact)'}"
     rows_from = f"stored features value {_loaded_input(context, 'features').get('path') or ''}"
     gate = config.gate_metric
+    client, run_id = mlflow.client, mlflow.run_id
     try:
         record = model_record(mlflow, model, where)
         model = as_recorded(model, record, where, tuple(dict.fromkeys([*JUDGED_METRICS, gate])))
         test_rows = labelled_rows_in(features, model.test_window)
         check_test_rows(test_rows, record, rows_from.rstrip())
     except RecordMismatch as error:
-        mlflow.set_tags({"deploy_decision": "refused", "deploy_reason": str(error)[:5000]})
+        refused = {"deploy_decision": "refused", "deploy_reason": str(error)[:5000]}
+        with mlflow.reporting_errors():
+            run_logging.set_tags(client, run_id, refused)
         raise Failure(description=str(error), allow_retries=False) from None
-    champion = mlflow.score_production(test_rows, model.feature_columns, model.registered_version)
+    with mlflow.reporting_errors():
+        champion = registry.score_production(
+            client, test_rows, model.feature_columns, model.registered_version
+        )
     if gate != "accuracy" and config.challenge_production and champion.version is not None:
         settings = (model.cost_bps, model.long_short, model.n_trials)  # production judged alike
         returns = next_returns(features).loc[test_rows.index].to_numpy()
         with mlflow.reporting_errors():
             value, note = production_signal(
-                mlflow.client,
+                client,
                 test_rows,
                 returns,
                 model.feature_columns,
@@ -100,28 +108,33 @@ def deploy_decision(
         )
     except RecordMismatch as error:
         raise Failure(description=str(error), allow_retries=False) from None
-    if decision.passes_threshold:
-        mlflow.mark_staging(model.registered_version)
-    mlflow.log_params(
-        {
-            "accuracy_threshold": config.accuracy_threshold,
-            "challenge_production": config.challenge_production,
-            "gate_metric": gate,
-            "gate_threshold": decision.gate_threshold,
-        }
-    )
-    if champion.accuracy is not None:
-        mlflow.log_metric("champion_accuracy", champion.accuracy)
-    if gate != "accuracy" and champion.gate_value is not None:
-        mlflow.log_metric(f"champion_{gate}", champion.gate_value)
     verdict = "approved" if decision.deploy else "rejected"
-    mlflow.set_tags(
-        {
-            "deploy_decision": verdict,
-            "deploy_reason": decision.reason,
-            "decided_version": decision.registered_version,  # the version this run judged
-        }
-    )
+    with mlflow.reporting_errors():
+        if decision.passes_threshold:
+            registry.mark_staging(client, model.registered_version)
+        run_logging.log_params(
+            client,
+            run_id,
+            {
+                "accuracy_threshold": config.accuracy_threshold,
+                "challenge_production": config.challenge_production,
+                "gate_metric": gate,
+                "gate_threshold": decision.gate_threshold,
+            },
+        )
+        if champion.accuracy is not None:
+            run_logging.log_metric(client, run_id, "champion_accuracy", champion.accuracy)
+        if gate != "accuracy" and champion.gate_value is not None:
+            run_logging.log_metric(client, run_id, f"champion_{gate}", champion.gate_value)
+        run_logging.set_tags(
+            client,
+            run_id,
+            {
+                "deploy_decision": verdict,
+                "deploy_reason": decision.reason,
+                "decided_version": decision.registered_version,  # the version this run judged
+            },
+        )
     context.log.info(("Deploy: " if decision.deploy else "Do not deploy: ") + decision.reason)
     return Output(decision, metadata=decision_metadata(decision))
 
@@ -148,11 +161,13 @@ def deployed_model(
         context.log_event(skip_observation(context, deploy_decision))
         return
     require_approval(context, mlflow, deploy_decision)
-    promoted = mlflow.promote(deploy_decision.registered_version)
-    # Read back: a promotion by hand (stock-registry) or by another run may have raced this one,
-    # and the run reports where production really is, not where it meant to put it.
-    actual = mlflow.production_version()
-    mlflow.set_tag("production_version", str(actual))
+    client = mlflow.client
+    with mlflow.reporting_errors():
+        promoted = registry.promote(client, deploy_decision.registered_version)
+        # Read back: a promotion by hand (stock-registry) or by another run may have raced this
+        # one, and the run reports where production really is, not where it meant to put it.
+        actual = registry.production_version(client)
+        client.set_tag(mlflow.run_id, "production_version", str(actual))
     if actual != promoted.version:
         context.log.warning(
             f"version {promoted.version} was promoted, but production now points at version "

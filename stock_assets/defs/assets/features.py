@@ -8,6 +8,7 @@ from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import table_lineage
 from stock_assets.defs.metadata import frame_metadata
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops.run_logging import log_params
 
 
 @asset(
@@ -25,8 +26,10 @@ def features(
     """Compute the indicators, vectorised across tickers."""
     table = compute_features(stock_data)
     labelled = table[TARGET_COLUMN].notna()
-    mlflow.log_params({"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())})
-    return table_lineage(context, table).output(
+    params = {"feature_rows": len(table), "feature_rows_labelled": int(labelled.sum())}
+    with mlflow.reporting_errors():
+        log_params(mlflow.client, mlflow.run_id, params)
+    return table_lineage(context, table, mlflow).output(
         table,
         {
             **frame_metadata(

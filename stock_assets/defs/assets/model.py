@@ -9,6 +9,7 @@ training window, tests it on the held-out window, logs it to MLflow and register
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -21,20 +22,28 @@ from dagster import (
     graph_asset,
     op,
 )
+from mlflow import MlflowClient
 
 from stock_assets.core import selection
 from stock_assets.core.backtest import BacktestError, next_returns
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
 from stock_assets.core.history import history_problem
 from stock_assets.core.signal_metrics import evaluate_signal
-from stock_assets.core.training import TrainingError, time_split, train_and_evaluate
-from stock_assets.core.values import CandidatePlan, CandidateScore, TrainedModel
+from stock_assets.core.training import (
+    TrainingError,
+    TrainingResult,
+    time_split,
+    train_and_evaluate,
+)
+from stock_assets.core.values import METRIC_DIGITS, CandidatePlan, CandidateScore, TrainedModel
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
 from stock_assets.defs.lineage import stored_input
 from stock_assets.defs.metadata import backtest_metadata, comparison_metadata, model_metadata
 from stock_assets.defs.resources import MlflowTracking
+from stock_assets.mlflow_ops import registry, run_logging
 from stock_assets.mlflow_ops.backtest_logging import log_backtest
+from stock_assets.mlflow_ops.experiment import run_url
 from stock_assets.mlflow_ops.lineage import log_training_data
 
 
@@ -155,19 +164,25 @@ def train_best(
         raise Failure(description=str(error)) from error
     result.metrics.update(signal)  # test metrics too: logged, registered and judged alike
 
-    chart = None
-    if comparison is not None:
-        chart = mlflow.log_comparison(comparison, settings.cv_folds, settings.selection_metric)
-    logged = mlflow.log_training(result, split.train[FEATURE_COLUMNS].head(5))
+    client, run_id = mlflow.client, mlflow.run_id
     with mlflow.reporting_errors():
+        chart = None
+        if comparison is not None:
+            chart = run_logging.log_comparison(
+                client, run_id, comparison, settings.cv_folds, settings.selection_metric
+            )
+        logged = run_logging.log_training(
+            client, run_id, result, split.train[FEATURE_COLUMNS].head(5)
+        )
         lineage = log_training_data(features, split, stored_input(context, "features"))
         backtest_figures = log_backtest(backtest, n_trials)
-    trained = dataclasses.replace(
-        mlflow.register_model(result, logged, lineage),
-        cost_bps=settings.cost_bps,
-        long_short=settings.long_short,
-        n_trials=n_trials,
-    )
+        trained = dataclasses.replace(
+            register_model(client, run_id, result, logged, lineage),
+            cost_bps=settings.cost_bps,
+            long_short=settings.long_short,
+            n_trials=n_trials,
+        )
+        url = run_url(client, run_id)
     window, m = trained.test_window, trained.metrics
     context.log.info(
         f"{chosen.label}: test accuracy {m['accuracy']:.4f} (always-majority baseline on the "
@@ -176,7 +191,7 @@ def train_best(
         f"{m['benchmark_sharpe']:.2f}), IC {m['ic_mean']:.4f}, deflated Sharpe "
         f"{m['deflated_sharpe']:.3f} over {n_trials} trial(s); version {trained.registered_version}"
     )
-    metadata = model_metadata(trained, result, logged.figures, mlflow.run_url())
+    metadata = model_metadata(trained, result, logged.figures, url)
     return Output(
         trained,
         metadata={
@@ -204,6 +219,37 @@ def model(features: pd.DataFrame) -> TrainedModel:
     """plan_candidates → score_candidate per candidate → train_best."""
     scores = plan_candidates(features).map(lambda candidate: score_candidate(candidate, features))
     return train_best(features, scores.collect())
+
+
+def register_model(
+    client: MlflowClient,
+    run_id: str,
+    result: TrainingResult,
+    logged: run_logging.LoggedModel,
+    lineage: Mapping[str, str],
+) -> TrainedModel:
+    """Register the served model as a new version, tagged with its data ``lineage``, and
+    name the version on the run."""
+    metrics = {name: round(float(value), METRIC_DIGITS) for name, value in result.metrics.items()}
+    version = registry.register_version(
+        client,
+        logged.serving_model_uri,
+        run_id,
+        {"accuracy": metrics["accuracy"], "model_type": result.model_type, **lineage},
+    )
+    client.set_tag(run_id, "registered_version", version)
+    return TrainedModel(
+        model_type=result.model_type,
+        hyperparameters=result.hyperparameters,
+        feature_columns=tuple(result.feature_columns),
+        metrics=metrics,
+        train_window=result.train_window,
+        test_window=result.test_window,
+        model_uri=logged.model_uri,
+        serving_model_uri=logged.serving_model_uri,
+        registered_version=version,
+        mlflow_run_id=run_id,
+    )
 
 
 def _as_item(plan: CandidatePlan) -> dict[str, Any]:
