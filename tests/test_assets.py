@@ -14,7 +14,7 @@ from dagster import AssetKey
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.features import FEATURE_COLUMNS
 from stock_assets.core.selection import DEFAULT_CANDIDATES
-from stock_assets.core.training import labelled_rows_in
+from stock_assets.core.splits import labelled_rows_in
 from stock_assets.core.values import Decision, TrainedModel
 from stock_assets.defs.io_manager import latest_path
 from stock_assets.defs.storage import read_value

@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from stock_assets.core.data import generate_gbm
 from stock_assets.core.lineage import frame_digest
-from stock_assets.core.training import time_split
+from stock_assets.core.splits import time_split
 from stock_assets.definitions import defs
 from stock_assets.defs.config import run_config
 from stock_assets.defs.io_manager import latest_path
@@ -193,7 +193,7 @@ def test_digests_are_of_the_stored_tables_and_datasets_say_where_they_live(runs)
 
 def _cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", *args],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry_cli", *args],
         cwd=PROJECT_ROOT,
         env=env_for_subprocess(MLFLOW_TRACKING_URI=store),
         capture_output=True,

@@ -66,7 +66,7 @@ def versions(template, store: str) -> list[str]:
 
 def cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", *args],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry_cli", *args],
         cwd=PROJECT_ROOT,
         env=env_for_subprocess(MLFLOW_TRACKING_URI=store),
         capture_output=True,

@@ -20,8 +20,8 @@ from dagster import (
 )
 
 from stock_assets.core.data import PRICE_COLUMNS, duplicate_bars
+from stock_assets.core.evaluation import single_class_problem
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
-from stock_assets.core.training import single_class_problem
 from stock_assets.defs.assets.data import stock_data
 from stock_assets.defs.assets.features import features
 from stock_assets.defs.resources import MlflowTracking

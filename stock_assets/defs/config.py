@@ -37,6 +37,12 @@ from stock_assets.core.decision import (
     check_gate_metric,
     check_gate_threshold,
 )
+from stock_assets.core.estimators import (
+    MODEL_TYPES,
+    accepted_hyperparameters,
+    check_hyperparameter,
+    check_model_type,
+)
 from stock_assets.core.history import TRAINING_ROWS_PER_TICKER
 from stock_assets.core.selection import (
     CANDIDATE_PRESETS,
@@ -48,13 +54,7 @@ from stock_assets.core.selection import (
     check_selection_metric,
     parse_candidates,
 )
-from stock_assets.core.training import (
-    MODEL_TYPES,
-    accepted_hyperparameters,
-    check_hyperparameter,
-    check_model_type,
-    check_test_size,
-)
+from stock_assets.core.splits import check_test_size
 
 HYPERPARAMETER_FIELDS = ("n_estimators", "max_depth", "learning_rate", "C", "max_iter")
 

@@ -364,14 +364,3 @@ def _history(client: MlflowClient, name: str) -> list[str]:
         if entry.strip().isdigit() and normalise_version(entry) not in history:
             history.append(normalise_version(entry))
     return history
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``stock-registry``: see :mod:`stock_assets.mlflow_ops.registry_cli`."""
-    from stock_assets.mlflow_ops.registry_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

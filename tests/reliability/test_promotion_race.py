@@ -32,7 +32,7 @@ def promoted_then_raced(client: MlflowClient, version: str) -> Promotion:
     """The registry's promotion; right after it, a real CLI promotes version 1."""
     promoted = registry_promote(client, version)
     racer = subprocess.run(
-        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "promote", "1"],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry_cli", "promote", "1"],
         cwd=PROJECT_ROOT,
         env=env_for_subprocess(MLFLOW_TRACKING_URI=client.tracking_uri),
         capture_output=True,
