@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from exporters.kfp.dagster_private import asset_with_node, collect_dependency, op_without_retries
-from exporters.kfp.ops import ASSET, COLLECTED, COLLECTED_ITEMS, ITEM, OP
+from exporters.kfp.ops import ASSET, COLLECTED, COLLECTED_ITEMS, ITEM, OP, GraphPlan, OpNode
 
 
 def without_retries(assets_def: AssetsDefinition) -> AssetsDefinition:
@@ -41,11 +41,11 @@ def without_retries(assets_def: AssetsDefinition) -> AssetsDefinition:
 
 def one_op_graph(
     assets_def: AssetsDefinition,
-    plan: Any,
-    node: Any,
+    plan: GraphPlan,
+    node: OpNode,
     item: dict[str, Any] | None,
     entries: list[dict[str, Any]],
-) -> tuple[Any, frozenset[str]]:
+) -> tuple[GraphDefinition, frozenset[str]]:
     """The asset's graph cut down to ``node``, its upstream ops replaced by stand-ins.
 
     A stand-in has the upstream op's node name and output name, so the op's inputs resolve as
@@ -58,8 +58,8 @@ def one_op_graph(
     if not isinstance(graph, GraphDefinition):
         raise TypeError(f"{assets_def.key.to_user_string()} is not a graph-backed asset")
     prefix = "kfp_stand_in__"
-    definitions: dict[str, Any] = {}
-    dependencies: dict[Any, dict[str, Any]] = {}
+    definitions: dict[str, OpDefinition] = {}
+    dependencies: dict[NodeInvocation, dict[str, Any]] = {}
 
     def fan_out(name: str, emitted: list[dict[str, Any]]) -> None:
         if name in definitions:
