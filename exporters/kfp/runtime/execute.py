@@ -86,11 +86,7 @@ def run_asset(defs: Definitions, spec: TaskSpec, values: TaskValues) -> bool:
     assets_def = defs.get_assets_def(key)
     output = artifact_path(values.output)
     resources, run_config = run_resources(defs, output)
-    manager = ArtifactIOManager(
-        {**{k: artifact_path(v) for k, v in values.assets.items()}, spec.asset: output},
-        (defs.resources or {}).get("io_manager"),
-        uris={k: artifact_uri(v) for k, v in values.assets.items()},
-    )
+    manager = _io_manager(defs, spec, values)
     resources["io_manager"] = IOManagerDefinition.hardcoded_io_manager(manager)
     op_config = coerce_config(assets_def, values.config, spec.parameter_names())
     if op_config:
@@ -145,10 +141,10 @@ def run_op(defs: Definitions, spec: TaskSpec, values: TaskValues) -> Any:
     )
     output = artifact_path(values.output)
     resources, run_config = run_resources(defs, output)
-    manager = ArtifactIOManager(
-        {**{k: artifact_path(v) for k, v in values.assets.items()}, spec.asset: output},
-        (defs.resources or {}).get("io_manager"),
-        uris={k: artifact_uri(v) for k, v in values.assets.items()},
+    manager = _io_manager(
+        defs,
+        spec,
+        values,
         storages={k: v for k, v in (defs.resources or {}).items() if k != "io_manager"},
         node_paths=node_paths,
         output=output,
@@ -182,6 +178,22 @@ def run_op(defs: Definitions, spec: TaskSpec, values: TaskValues) -> Any:
     if node.final:
         return report(manager.value, values.metrics, spec)
     return None
+
+
+def _io_manager(
+    defs: Definitions, spec: TaskSpec, values: TaskValues, **extra: Any
+) -> ArtifactIOManager:
+    """The task's IO manager: upstream assets and this task's value at KFP's artifact paths."""
+    assets = values.assets
+    return ArtifactIOManager(
+        {
+            **{k: artifact_path(v) for k, v in assets.items()},
+            spec.asset: artifact_path(values.output),
+        },
+        (defs.resources or {}).get("io_manager"),
+        uris={k: artifact_uri(v) for k, v in assets.items()},
+        **extra,
+    )
 
 
 def report(value: Any, metrics: Any, spec: TaskSpec) -> bool:
