@@ -61,3 +61,21 @@ def all_tasks(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for component in spec["components"].values():
         tasks.update(component.get("dag", {}).get("tasks", {}))
     return tasks
+
+
+def producer_tasks(task: dict[str, Any]) -> set[str]:
+    """Producer tasks of a task's artifacts, also through a condition's pipeline channels."""
+    producers = set()
+    for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+        if "taskOutputArtifact" in artifact:
+            producers.add(artifact["taskOutputArtifact"]["producerTask"])
+        else:  # inside a dsl.If: 'pipelinechannel--<task>-<output_name>'
+            channel = artifact["componentInputArtifact"].removeprefix("pipelinechannel--")
+            producers.add(channel.rsplit("-", 1)[0])
+    return producers | set(task.get("dependentTasks", []))
+
+
+def kubernetes_executors(path: Path) -> dict[str, Any]:
+    """The Kubernetes platform config of every executor (the second YAML document)."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

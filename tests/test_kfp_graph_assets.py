@@ -1,4 +1,4 @@
-"""Graph-backed assets and dynamic fan-outs: the emitted YAML, the runtime, one kfp.local run.
+"""Graph-backed assets and dynamic fan-outs: the emitted YAML and one kfp.local run.
 
 What the YAML relies on, checked in the kubeflow/pipelines backend source (no cluster here):
 
@@ -19,41 +19,15 @@ What the YAML relies on, checked in the kubeflow/pipelines backend source (no cl
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from dagster import (
-    AssetSpec,
-    DagsterInstance,
-    Definitions,
-    DynamicOut,
-    DynamicOutput,
-    GraphOut,
-    In,
-    asset,
-    graph,
-    graph_asset,
-    materialize,
-    op,
-)
+from dagster import DagsterInstance, materialize
 
-from exporters.kfp.graph import UnsupportedConstructError, read_graph
-from exporters.kfp.ops import analyze_graph
-from exporters.kfp.runtime import (
-    MAPPING_KEY_METADATA,
-    read_value,
-    run_task,
-    tracking_resource_keys,
-)
-from exporters.kfp.runtime.artifacts import ArtifactIOManager
-from exporters.kfp.schedule import recurring_run_from_schedule
-from tests.graphs import fan_out, fan_out_chain
+from exporters.kfp.runtime import MAPPING_KEY_METADATA, read_value
+from tests.graphs import fan_out
 from tests.kfp_helpers import all_tasks, export, load_spec, run_yaml
-from tests.kfp_tasks import defaults, run_exported_task, task_spec
+from tests.kfp_helpers import kubernetes_executors as _platform
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +37,6 @@ def fan_out_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stderr
     assert f"wrote {path} (5 tasks, 4 parameters)" in done.stdout  # samples, 3 ops, report
     return path
-
-
-def _platform(path: Path) -> dict[str, Any]:
-    import yaml
-
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
 @pytest.mark.slow
@@ -210,250 +177,3 @@ def test_the_fan_out_runs_under_kfp_local_as_in_dagster(
     assert sorted(e["key"] for e in events if e.get("op") == "score") == ["window_3", "window_5"]
     assert {"check": "every_candidate_scored"} in events  # in the final op's task
     assert events[-1] == {"status": "FINISHED"}
-
-
-def _run_ops(module: str, asset: str, inputs: dict[str, Any], root: Path) -> Any:
-    """Run each op of ``asset`` through its task spec, wiring artifacts as the emitted YAML does."""
-    assets_def = sys.modules[module].defs.get_assets_def(asset)
-    plan = analyze_graph(assets_def, asset)
-    outputs: dict[tuple[str, str | None], Any] = {}
-    items: dict[str, list[str]] = {}
-
-    def artifact(name: str, key: str | None) -> Any:
-        path = root / name / (key or "single") / "value"
-        return SimpleNamespace(path=str(path), uri=f"gs://bucket/{name}/{key}", metadata={})
-
-    def run(node: Any, loop_item: str) -> None:
-        key = json.loads(loop_item)["key"] if loop_item else None
-        item_key = key if node.loop else None
-        name = f"{asset}__{node.name}"
-        spec = task_spec(module, name)
-        arguments: dict[str, Any] = {**defaults(module, name), "loop_item": loop_item}
-        for source in spec.inputs:
-            if source.kind == "asset":
-                arguments[source.argument] = inputs[source.source]
-            elif source.kind == "op":
-                upstream_key = item_key if plan.node(source.source).loop else None
-                arguments[source.argument] = outputs[(source.source, upstream_key)]
-            elif source.kind == "collected":
-                keys = [json.loads(t)["key"] for t in items[plan.node(source.source).loop]]
-                arguments[source.argument] = [outputs[(source.source, k)] for k in reversed(keys)]
-            elif source.kind == "items":
-                arguments[source.argument] = items[source.source]
-        output = arguments[spec.output] = artifact(node.name, item_key)
-        returned = run_task(spec, arguments)
-        outputs[(node.name, item_key)] = output
-        if node.dynamic:
-            items[node.name] = returned
-
-    for node in plan.nodes:
-        if node.loop:
-            for text in items[node.loop]:
-                run(node, text)
-        else:
-            run(node, "")
-    return read_value(outputs[(plan.final.name, None)].path), outputs
-
-
-def test_chained_mapped_ops_and_collected_items_run_one_op_at_a_time(tmp_path: Path) -> None:
-    """The runtime alone: an op chain inside a fan-out reading an op outside it, the items
-    collected, a second io manager; collected artifacts handed over in reverse are matched by
-    their mapping key."""
-    numbers = tmp_path / "numbers"
-    numbers.write_text(json.dumps([1, 2, 3, 4, 5, 6]))
-    value, outputs = _run_ops(
-        "tests.graphs.fan_out_chain", "totals", {"numbers": str(numbers)}, tmp_path
-    )
-    dagster = materialize(
-        [*fan_out_chain.defs.assets],
-        resources=fan_out_chain.defs.resources,
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert value == dagster.output_for_node("totals")
-    assert [r["key"] for r in value["results"]] == ["from_1", "from_3", "from_5"]
-    assert outputs[("offset", "from_3")].metadata == {MAPPING_KEY_METADATA: "from_3"}
-    assert read_value(outputs[("split", None)].path) == [
-        {"key": "from_1", "value": [1, 2]},
-        {"key": "from_3", "value": [3, 4]},
-        {"key": "from_5", "value": [5, 6]},
-    ]
-
-
-def test_a_fan_out_item_json_would_change_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "tuple_items.py").write_text(
-        textwrap.dedent("""
-        from dagster import Definitions, DynamicOut, DynamicOutput, graph_asset, op
-
-        @op(out=DynamicOut())
-        def plan():
-            yield DynamicOutput((1, 2), mapping_key="pair")
-
-        @op
-        def total(values: list) -> int:
-            return sum(sum(v) for v in values)
-
-        @graph_asset
-        def pairs() -> int:
-            return total(plan().collect())
-
-        defs = Definitions(assets=[pairs])
-        """)
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    output = tmp_path / "plan"
-    with pytest.raises(TypeError, match=r"asset 'pairs', op 'plan'.*'pair' is a tuple"):
-        run_exported_task("tuple_items", "pairs__plan", pairs__plan=str(output))
-    assert not output.exists()
-
-
-def test_loading_an_input_reports_the_artifact_uri(tmp_path: Path) -> None:
-    """The lineage code names its dataset source from the input metadata ``uri``."""
-    source = tmp_path / "raw"
-    source.write_text(json.dumps({"rows": 3}))
-
-    @asset
-    def summary(raw: dict) -> dict:
-        return raw
-
-    manager = ArtifactIOManager(
-        {"raw": str(source), "summary": str(tmp_path / "summary")},
-        uris={"raw": "minio://mlpipeline/v2/artifacts/p/run/raw/1/raw"},
-    )
-    result = materialize(
-        [AssetSpec("raw"), summary],
-        resources={"io_manager": manager},
-        instance=DagsterInstance.ephemeral(),
-    )
-    (loaded,) = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]
-    uri = loaded.event_specific_data.metadata["uri"]
-    assert getattr(uri, "value", uri) == "minio://mlpipeline/v2/artifacts/p/run/raw/1/raw"
-    assert read_value(tmp_path / "summary") == {"rows": 3}
-
-
-def test_parallelism_from_the_assets_metadata_and_no_limit_by_default() -> None:
-    @op(out=DynamicOut())
-    def plan():  # noqa: ANN202
-        yield DynamicOutput(1, mapping_key="one")
-
-    @op
-    def double(n: int) -> int:
-        return 2 * n
-
-    @op
-    def add(values: list) -> int:
-        return sum(values)
-
-    @graph_asset(metadata={"kfp/parallelism": 3})
-    def limited() -> int:
-        return add(plan().map(double).collect())
-
-    @graph_asset
-    def unlimited() -> int:
-        return add.alias("add_all")(plan.alias("plan_all")().map(double.alias("twice")).collect())
-
-    graph = read_graph(Definitions(assets=[limited, unlimited]), "m", [])
-    tasks = {t.asset: t for t in graph.tasks}
-    assert tasks["limited"].parallelism == {"plan": 3}
-    assert tasks["unlimited"].parallelism == {"plan_all": 0}
-    assert [o.function_name for o in tasks["unlimited"].ops] == [
-        "unlimited__plan_all",
-        "unlimited__twice",
-        "unlimited__add_all",
-    ]
-
-
-def test_a_schedule_sets_op_config_of_a_graph_backed_asset() -> None:
-    defs = fan_out.defs
-    graph = read_graph(defs, "tests.graphs.fan_out", tracking_resource_keys(defs))
-    recurring = recurring_run_from_schedule(defs, graph, "nightly_smoothing")
-    assert recurring.parameters == {"horizon": 2}
-
-
-@op(out=DynamicOut())
-def _items():  # noqa: ANN202
-    yield DynamicOutput(1, mapping_key="one")
-
-
-@op(out={"low": DynamicOut(int), "high": DynamicOut(int)})
-def _two(n: int):  # noqa: ANN202 - two fan-outs from one op (Dagster refuses nested ones)
-    yield DynamicOutput(n, output_name="low", mapping_key="low")
-    yield DynamicOutput(n, output_name="high", mapping_key="high")
-
-
-@op
-def _total(values: list) -> int:
-    return sum(values)
-
-
-@op
-def _one() -> int:
-    return 1
-
-
-@graph(out={"result": GraphOut()})
-def _inner(n: int) -> Any:
-    return _total([n])
-
-
-@graph_asset
-def two_outputs() -> int:
-    low, _high = _two(_one())
-    return _total(low.collect())
-
-
-@graph_asset
-def nested_graph() -> int:
-    return _inner(_one())
-
-
-@graph_asset
-def fan_in_list() -> int:
-    return _total.alias("fan_in")([_one.alias("a")(), _one.alias("b")()])
-
-
-@op
-def _pair(first: list, second: list) -> int:
-    return len(first) + len(second)
-
-
-@graph_asset
-def two_fan_outs() -> int:
-    return _pair(_items().collect(), _items.alias("more_items")().collect())
-
-
-@op(tags={"kfp/parallelism": "two"})
-def _badly_tagged(n: int) -> int:
-    return n
-
-
-@graph_asset
-def bad_parallelism() -> int:
-    return _total(_items().map(_badly_tagged).collect())
-
-
-@op(ins={"n": In(int)})
-def _free(n: int) -> int:
-    return n
-
-
-@graph_asset
-def unconnected() -> int:
-    return _free()
-
-
-@pytest.mark.parametrize(
-    ("graph_asset_def", "message"),
-    [
-        (two_outputs, r"asset 'two_outputs': op '_two' with 2 outputs"),
-        (nested_graph, r"asset 'nested_graph': op '_inner' is a nested graph"),
-        (fan_in_list, r"asset 'fan_in_list': input 'values' of op 'fan_in' fans in several"),
-        (bad_parallelism, r"asset 'bad_parallelism': op '_badly_tagged': 'kfp/parallelism: two'"),
-        (unconnected, r"asset 'unconnected': input 'n' of op '_free' is not connected"),
-        (two_fan_outs, r"asset 'two_fan_outs': op '_pair' collects several fan-outs"),
-    ],
-)
-def test_what_cannot_be_translated_is_a_clear_error(graph_asset_def: Any, message: str) -> None:
-    with pytest.raises(UnsupportedConstructError, match=message):
-        read_graph(Definitions(assets=[graph_asset_def]), "m", [])
