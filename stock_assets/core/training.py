@@ -3,9 +3,7 @@
 No Dagster, KFP or MLflow here (scikit-learn, numpy and pandas only), so the same code runs in a
 Dagster asset, a KFP component or a unit test. The pieces it is built from live in their own
 modules: the model types and their hyperparameters (:mod:`.estimators`), the chronological
-split (:mod:`.splits`), the both-classes rule and the metrics (:mod:`.evaluation`). Their
-public names are importable from here too, as the Dagster definitions and MLflow logging
-import them.
+split (:mod:`.splits`), the both-classes rule and the metrics (:mod:`.evaluation`).
 """
 
 from __future__ import annotations
@@ -19,61 +17,26 @@ import pandas as pd
 
 from stock_assets.core.errors import TrainingError
 from stock_assets.core.estimators import (
-    DEFAULT_HYPERPARAMETERS,
     DEFAULT_RANDOM_STATE,
-    MODEL_TYPES,
-    OPTIONAL_HYPERPARAMETERS,
-    accepted_hyperparameters,
     build_pipeline,
-    check_hyperparameter,
-    check_model_type,
     resolve_hyperparameters,
 )
 from stock_assets.core.evaluation import (
     check_both_classes,
     evaluate,
     majority_class,
-    single_class_problem,
 )
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
 from stock_assets.core.splits import (
-    DATE_COLUMN,
-    TICKER_COLUMN,
     TimeSplit,
-    check_test_size,
-    labelled_rows_in,
     require_columns,
-    time_split,
 )
 from stock_assets.core.values import DateWindow
 
 if TYPE_CHECKING:  # scikit-learn is imported where it is used, to keep imports light
     from sklearn.pipeline import Pipeline
 
-__all__ = [
-    "DATE_COLUMN",
-    "DEFAULT_HYPERPARAMETERS",
-    "DEFAULT_RANDOM_STATE",
-    "MODEL_TYPES",
-    "OPTIONAL_HYPERPARAMETERS",
-    "TICKER_COLUMN",
-    "TimeSplit",
-    "TrainingError",
-    "TrainingResult",
-    "accepted_hyperparameters",
-    "build_pipeline",
-    "check_both_classes",
-    "check_hyperparameter",
-    "check_model_type",
-    "check_test_size",
-    "evaluate",
-    "labelled_rows_in",
-    "majority_class",
-    "resolve_hyperparameters",
-    "single_class_problem",
-    "time_split",
-    "train_and_evaluate",
-]
+__all__ = ["TrainingResult", "train_and_evaluate"]
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The figures themselves are test metrics of the run (``model`` logs them with accuracy); here
 go the settings they depend on (params), the daily returns and the two charts (artifacts
-under ``backtest/``). These log to the active run, which the ``MlflowTracking`` resource opened.
+under ``backtest/``), logged to the run given by its id with an ``MlflowClient``, as in
+:mod:`stock_assets.mlflow_ops.run_logging`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from mlflow import MlflowClient
 from stock_assets.core.backtest import Backtest
 from stock_assets.core.signal_metrics import evaluate_signal
 from stock_assets.mlflow_ops.registry import REGISTERED_MODEL_NAME, production_version
+from stock_assets.mlflow_ops.run_logging import log_params
 
 #: Artifact folder of the charts and the daily returns.
 ARTIFACT_PATH = "backtest"
 
 
-def log_backtest(backtest: Backtest, n_trials: int) -> dict[str, Path]:
-    """Params, daily returns (CSV) and the equity and drawdown PNGs; the PNGs' local paths."""
+def log_backtest(
+    client: MlflowClient, run_id: str, backtest: Backtest, n_trials: int
+) -> dict[str, Path]:
+    """Log the params, daily returns (CSV) and the equity and drawdown PNGs on run ``run_id``;
+    return the PNGs' local paths."""
     from stock_assets.core.backtest_plots import drawdown_png, equity_png
 
     out = Path(tempfile.mkdtemp(prefix="stock-assets-backtest-"))
@@ -42,13 +47,15 @@ def log_backtest(backtest: Backtest, n_trials: int) -> dict[str, Path]:
         "equity_curve": equity_png(backtest, out / "equity_curve.png"),
         "drawdown": drawdown_png(backtest, out / "drawdown.png"),
     }
-    mlflow.log_artifacts(str(out), artifact_path=ARTIFACT_PATH)
-    mlflow.log_params(
+    client.log_artifacts(run_id, str(out), artifact_path=ARTIFACT_PATH)
+    log_params(
+        client,
+        run_id,
         {
             "backtest_cost_bps": float(backtest.cost_bps),
             "backtest_long_short": bool(backtest.long_short),
             "n_trials": int(n_trials),
-        }
+        },
     )
     return figures
 

@@ -5,7 +5,10 @@ dataset inputs (contexts ``training`` and ``evaluation``) whose digest is our fu
 digest (:func:`stock_assets.core.lineage.frame_digest`, not MLflow's default, which hashes at
 most 10,000 rows and skips date columns), plus run tags that the
 ``model`` asset copies onto the registered model version. ``stock_data`` and ``features`` tag
-the run with their own digests through :func:`tag_table_digest`.
+the run with their own digests (:func:`lineage_tags`, through
+:func:`stock_assets.defs.lineage.table_lineage`). Like
+:mod:`stock_assets.mlflow_ops.run_logging`, these are plain functions given an
+``MlflowClient`` and the run's id, not MLflow's active run.
 
 MLflow keeps one dataset per experiment, name and digest, and its ``source`` is the one of the
 first run that logged it; the location this run read the table from is also an input tag
@@ -20,19 +23,21 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.pandas_dataset import PandasDataset
-from mlflow.entities import Run
+from mlflow.entities import Dataset, DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from stock_assets.core.features import TARGET_COLUMN
 from stock_assets.core.lineage import TableSummary, summarise
-from stock_assets.core.training import TimeSplit
+from stock_assets.core.splits import TimeSplit
+from stock_assets.mlflow_ops.run_logging import set_tags
 
 #: The windows of the features table a model sees, and the MLflow input context of each.
 SPLITS = {"train": "training", "test": "evaluation"}
@@ -128,18 +133,14 @@ class StoredTable:
         return AssetRunSource(self.asset, dict(self.run_ids), self.location or "")
 
 
-def tag_table_digest(asset: str, summary: TableSummary) -> None:
-    """Tag the active MLflow run with the table's digest, rows and dates (none active: no-op)."""
-    if mlflow.active_run() is not None:
-        mlflow.set_tags(lineage_tags({asset: summary}))
-
-
 def log_training_data(
+    client: MlflowClient,
+    run_id: str,
     features: pd.DataFrame,
     split: TimeSplit,
     stored: StoredTable,
 ) -> dict[str, str]:
-    """Log the training and test windows of ``features`` as dataset inputs of the active run.
+    """Log the training and test windows of ``features`` as dataset inputs of run ``run_id``.
 
     The windows are ``split``'s, the ones the model is trained and tested on. Each
     dataset carries our content digest, the row count (its profile), the date range (its name)
@@ -150,6 +151,7 @@ def log_training_data(
     windows = dict(zip(SPLITS, split, strict=True))
     summaries = {"features": summarise(features)}
     source = stored.dataset_source()
+    inputs = []
     for window, context in SPLITS.items():
         frame = windows[window]
         summary = summaries[window] = summarise(frame)
@@ -166,10 +168,28 @@ def log_training_data(
             "end": summary.end,
             STORED_AT_TAG: stored.describe()[:500],  # MLflow's limit for an input tag value
         }
-        mlflow.log_input(dataset, context=context, tags=tags)
+        inputs.append(dataset_input(dataset, context, tags))
+    client.log_inputs(run_id, datasets=inputs)
     tags = lineage_tags(summaries)
-    mlflow.set_tags(tags)
+    set_tags(client, run_id, tags)
     return tags
+
+
+def dataset_input(dataset: PandasDataset, context: str, tags: Mapping[str, str]) -> DatasetInput:
+    """``dataset`` as the input ``mlflow.log_input(dataset, context, tags)`` logs: the dataset's
+    name, digest, source, schema and profile, its tags, then ``mlflow.data.context``."""
+    fields = dataset.to_dict()
+    entity = Dataset(
+        name=fields["name"],
+        digest=fields["digest"],
+        source_type=fields["source_type"],
+        source=fields["source"],
+        schema=fields.get("schema"),
+        profile=fields.get("profile"),
+    )
+    input_tags = [InputTag(key, value) for key, value in tags.items()]
+    input_tags.append(InputTag(MLFLOW_DATASET_CONTEXT, context))
+    return DatasetInput(entity, input_tags)
 
 
 def lineage_tags(summaries: dict[str, TableSummary]) -> dict[str, str]:
@@ -237,7 +257,7 @@ def log_run_lineage(client: Any, run_id: str, lineage: dict[str, Any]) -> list[s
     A param the run already holds with another value is kept (MLflow refuses to change one)
     and named in a note.
     """
-    from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
+    from mlflow.entities import Param, RunTag
 
     held = client.get_run(run_id).data.params
     notes, params = [], []

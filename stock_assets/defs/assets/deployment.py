@@ -31,7 +31,7 @@ from stock_assets.core.decision import (
     check_test_rows,
     decide,
 )
-from stock_assets.core.training import labelled_rows_in
+from stock_assets.core.splits import labelled_rows_in
 from stock_assets.core.values import Decision, Promotion, TrainedModel
 from stock_assets.defs.config import DeployDecisionConfig
 from stock_assets.defs.constants import GROUP_NAME

@@ -26,15 +26,12 @@ from mlflow import MlflowClient
 
 from stock_assets.core import selection
 from stock_assets.core.backtest import BacktestError, next_returns
+from stock_assets.core.errors import TrainingError
 from stock_assets.core.features import FEATURE_COLUMNS, TARGET_COLUMN
 from stock_assets.core.history import history_problem
 from stock_assets.core.signal_metrics import evaluate_signal
-from stock_assets.core.training import (
-    TrainingError,
-    TrainingResult,
-    time_split,
-    train_and_evaluate,
-)
+from stock_assets.core.splits import time_split
+from stock_assets.core.training import TrainingResult, train_and_evaluate
 from stock_assets.core.values import METRIC_DIGITS, CandidatePlan, CandidateScore, TrainedModel
 from stock_assets.defs.config import ModelConfig
 from stock_assets.defs.constants import GROUP_NAME
@@ -174,8 +171,10 @@ def train_best(
         logged = run_logging.log_training(
             client, run_id, result, split.train[FEATURE_COLUMNS].head(5)
         )
-        lineage = log_training_data(features, split, stored_input(context, "features"))
-        backtest_figures = log_backtest(backtest, n_trials)
+        lineage = log_training_data(
+            client, run_id, features, split, stored_input(context, "features")
+        )
+        backtest_figures = log_backtest(client, run_id, backtest, n_trials)
         trained = dataclasses.replace(
             register_model(client, run_id, result, logged, lineage),
             cost_bps=settings.cost_bps,
