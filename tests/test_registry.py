@@ -140,3 +140,21 @@ def test_show_a_version_without_data_lineage(store, versions) -> None:
 
 def _stage(version: str) -> str:
     return MlflowClient().get_model_version("stock-prediction", version).tags["stage"]
+
+
+@pytest.mark.slow
+def test_the_library_module_run_as_a_command_names_the_command() -> None:
+    """``python -m ...registry`` is the library, not the CLI: it says so instead of doing nothing."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "list"],
+        cwd=PROJECT_ROOT,
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: the registry's command is stock-registry "
+        "(python -m stock_assets.mlflow_ops.registry_cli)"
+    )

@@ -220,7 +220,7 @@ def test_registry_command_goes_through_the_server(
 ) -> None:
     version = deployed.output_for_node("deployed_model").version
     done = subprocess.run(
-        [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "list"],
+        [sys.executable, "-m", "stock_assets.mlflow_ops.registry_cli", "list"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "MLFLOW_TRACKING_URI": server.url},
         capture_output=True,

@@ -364,3 +364,10 @@ def _history(client: MlflowClient, name: str) -> list[str]:
         if entry.strip().isdigit() and normalise_version(entry) not in history:
             history.append(normalise_version(entry))
     return history
+
+
+if __name__ == "__main__":  # the command lives in registry_cli, which imports this module
+    raise SystemExit(
+        "error: the registry's command is stock-registry "
+        "(python -m stock_assets.mlflow_ops.registry_cli)"
+    )
