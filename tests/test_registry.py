@@ -144,7 +144,7 @@ def _stage(version: str) -> str:
 
 @pytest.mark.slow
 def test_the_library_module_run_as_a_command_names_the_command() -> None:
-    """``python -m ...registry`` is the library, not the CLI: it says so instead of doing nothing."""
+    """``python -m ...registry`` is the library, not the CLI: it says so, rather than nothing."""
     done = subprocess.run(
         [sys.executable, "-m", "stock_assets.mlflow_ops.registry", "list"],
         cwd=PROJECT_ROOT,
