@@ -25,11 +25,14 @@ def task_spec(module: str, name: str) -> TaskSpec:
 
 def defaults(module: str, name: str) -> dict[str, Any]:
     """The component's parameter defaults, which KFP passes when a run sets no value."""
-    return {
-        a.name: ast.literal_eval(a.default) for a in component(module, name).arguments if a.default
-    }
+    return _defaults(component(module, name))
 
 
 def run_exported_task(module: str, name: str, **arguments: Any) -> Any:
     """What the component's stub does, with ``arguments`` (and defaults) as KFP passes them."""
-    return run_task(task_spec(module, name), {**defaults(module, name), **arguments})
+    made = component(module, name)  # the graph is read once per task run
+    return run_task(made.spec, {**_defaults(made), **arguments})
+
+
+def _defaults(made: Component) -> dict[str, Any]:
+    return {a.name: ast.literal_eval(a.default) for a in made.arguments if a.default}
